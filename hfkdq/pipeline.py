@@ -1,0 +1,260 @@
+"""The experiment flow both recipes share: teacher -> student -> distill -> evaluate -> save.
+
+A recipe only builds its `TaskData` (NER or GLUE); everything after that is the same code, so the
+two recipes cannot drift apart in how they fine-tune, distill, evaluate or save.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, set_seed
+
+from hfkdq.config import DistillationArguments
+from hfkdq.resources import resolve_model_name_or_path
+from hfkdq.students import count_parameters, head_class_for, load_student, make_student
+from hfkdq.tasks import TaskData
+from hfkdq.trainer import DistillationTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    teacher_name_or_path: str = field(
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        metadata={"help": "Fine-tuned teacher, or a base encoder to fine-tune first (Hub id or local path)."},
+    )
+    teacher_finetune: str = field(
+        default="auto",
+        metadata={"help": "auto: fine-tune only a teacher without a head for these labels; always; never."},
+    )
+    teacher_num_train_epochs: float | None = field(
+        default=None, metadata={"help": "Epochs of teacher fine-tuning (default: num_train_epochs)."}
+    )
+    teacher_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of teacher fine-tuning (default: learning_rate)."}
+    )
+    student_name_or_path: str | None = field(
+        default=None, metadata={"help": "A smaller encoder to use as student instead of copying teacher layers."}
+    )
+    student_num_layers: int = field(default=3, metadata={"help": "Layers of the student copied from the teacher."})
+    student_layers: str = field(
+        default="uniform", metadata={"help": "Teacher layers to copy: 'uniform', 'last' or a list like '1,3,5'."}
+    )
+
+
+def load_tokenizer(model_args: ModelArguments):
+    """The teacher's tokenizer: the student reads the same input ids."""
+    return AutoTokenizer.from_pretrained(resolve_model_name_or_path(model_args.teacher_name_or_path))
+
+
+def run_experiment(
+    model_args: ModelArguments,
+    training_args: DistillationArguments,
+    task: TaskData,
+    tokenizer,
+) -> dict[str, Any]:
+    """Fine-tune or load the teacher, build and distill the student, evaluate both, save everything.
+
+    Writes ``<output_dir>/student`` (plain student + tokenizer), ``<output_dir>/teacher`` when the
+    teacher was fine-tuned here, and ``<output_dir>/results.json``; each is written to a temporary
+    name first so a failed run leaves no half-written model behind.
+    """
+    started = time.perf_counter()
+    output_dir = Path(training_args.output_dir)
+    set_seed(training_args.seed)
+
+    teacher, teacher_source = prepare_teacher(model_args, training_args, task, tokenizer)
+    set_seed(training_args.seed)
+    if model_args.student_name_or_path:
+        student = load_student(resolve_model_name_or_path(model_args.student_name_or_path), teacher)
+    else:
+        student = make_student(teacher, model_args.student_num_layers, model_args.student_layers)
+
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=training_args,
+        train_dataset=task.train_dataset,
+        eval_dataset=task.features[task.eval_splits[0]] if task.eval_splits else None,
+        processing_class=tokenizer,
+        teacher_processing_class=tokenizer,
+        data_collator=task.data_collator,
+        compute_metrics=task.compute_metrics,
+    )
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    save_model_atomically(trainer, output_dir / "student")
+
+    teacher_evaluator = _evaluator(teacher, training_args, task, tokenizer)
+    results: dict[str, Any] = {
+        "task": {"head": task.head, "labels": task.label_names, "main_metric": task.main_metric},
+        "teacher": {
+            "name_or_path": teacher_source,
+            "num_parameters": count_parameters(teacher),
+            "num_layers": teacher.config.num_hidden_layers,
+            "metrics": {},
+        },
+        "student": {
+            "path": str(output_dir / "student"),
+            "num_parameters": count_parameters(trainer.student),
+            "num_layers": trainer.student.config.num_hidden_layers,
+            "initialised_from_teacher_layers": getattr(trainer.student.config, "distilled_from_layers", None),
+            "metrics": {},
+        },
+        "distillation": {
+            name: getattr(training_args, name)
+            for name in (
+                "temperature", "ce_weight", "kd_weight", "hidden_weight", "attention_weight",
+                "hidden_loss", "layer_map", "learning_rate", "num_train_epochs", "max_steps", "seed",
+            )
+        },
+        "train_metrics": train_result.metrics,
+        "reports": {},
+    }
+    for split in task.eval_splits:
+        dataset = task.features[split]
+        for role, evaluator in (("teacher", teacher_evaluator), ("student", trainer)):
+            prediction = evaluator.predict(dataset, metric_key_prefix=split)
+            metrics = {key.removeprefix(f"{split}_"): value for key, value in prediction.metrics.items()}
+            results[role]["metrics"][split] = metrics
+            if task.classification_report is not None:
+                results["reports"][f"{role}/{split}"] = task.classification_report(prediction)
+            trainer.log_metrics(f"{role}_{split}", metrics)
+    results["wall_time_s"] = round(time.perf_counter() - started, 1)
+
+    if trainer.is_world_process_zero():
+        write_json_atomically(output_dir / "results.json", results)
+        print(format_summary(results, task.main_metric))
+    trainer.accelerator.wait_for_everyone()
+    return results
+
+
+def prepare_teacher(
+    model_args: ModelArguments, training_args: DistillationArguments, task: TaskData, tokenizer
+) -> tuple[PreTrainedModel, str]:
+    """Load a teacher fine-tuned for the task's labels, or fine-tune the given encoder first."""
+    source = resolve_model_name_or_path(model_args.teacher_name_or_path)
+    head_class = head_class_for("token_classification" if task.head == "token" else "sequence")
+    config = AutoConfig.from_pretrained(source)
+    state = teacher_head_state(config, task)
+    if model_args.teacher_finetune not in ("auto", "always", "never"):
+        raise ValueError(f"teacher_finetune must be auto, always or never, got {model_args.teacher_finetune!r}")
+    if state == "mismatch" and model_args.teacher_finetune != "always":
+        raise ValueError(
+            f"teacher {model_args.teacher_name_or_path} predicts labels {_label_list(config)} but the dataset "
+            f"has {task.label_names}: pass a teacher fine-tuned on this label set, or --teacher_finetune always "
+            "to re-train its head"
+        )
+    if state == "match" and model_args.teacher_finetune != "always":
+        logger.info("Teacher %s is already fine-tuned for these labels; loading it.", source)
+        return head_class.from_pretrained(source), source
+    if model_args.teacher_finetune == "never":
+        raise ValueError(
+            f"teacher {model_args.teacher_name_or_path} has no {task.head}-classification head for labels "
+            f"{task.label_names}, and teacher_finetune=never: pass a fine-tuned teacher or allow fine-tuning"
+        )
+
+    logger.info("Fine-tuning teacher %s on the task first.", source)
+    extra = {"problem_type": "regression"} if task.label_names is None else {}
+    teacher = head_class.from_pretrained(source, num_labels=task.num_labels, **task.label_maps(), **extra)
+    teacher_dir = Path(training_args.output_dir) / "teacher"
+    teacher_args = dataclasses.replace(
+        training_args,
+        output_dir=str(teacher_dir) + "-training",
+        num_train_epochs=model_args.teacher_num_train_epochs or training_args.num_train_epochs,
+        learning_rate=model_args.teacher_learning_rate or training_args.learning_rate,
+        save_strategy="no",
+        eval_strategy="no",
+        load_best_model_at_end=False,
+        resume_from_checkpoint=None,
+    )
+    teacher_trainer = Trainer(
+        model=teacher,
+        args=teacher_args,
+        train_dataset=task.train_dataset,
+        processing_class=tokenizer,
+        data_collator=task.data_collator,
+    )
+    teacher_trainer.train()
+    save_model_atomically(teacher_trainer, teacher_dir)
+    if teacher_trainer.is_world_process_zero():
+        shutil.rmtree(teacher_args.output_dir, ignore_errors=True)
+    return teacher_trainer.model, str(teacher_dir)
+
+
+def teacher_head_state(config, task: TaskData) -> str:
+    """'match' (fine-tuned for these labels), 'mismatch' (another label set) or 'none' (no head)."""
+    wanted = "ForTokenClassification" if task.head == "token" else "ForSequenceClassification"
+    if not any(name.endswith(wanted) for name in (config.architectures or [])):
+        return "none"
+    if task.label_names is None:
+        return "match" if config.num_labels == 1 else "mismatch"
+    return "match" if _label_list(config) == list(task.label_names) else "mismatch"
+
+
+def _label_list(config) -> list[str]:
+    return [config.id2label[i] for i in range(config.num_labels)]
+
+
+def _evaluator(model: PreTrainedModel, training_args: DistillationArguments, task: TaskData, tokenizer) -> Trainer:
+    """A plain Trainer for evaluation, so the teacher goes through the same loop and metric code."""
+    eval_args = dataclasses.replace(training_args, resume_from_checkpoint=None)
+    return Trainer(
+        model=model,
+        args=eval_args,
+        processing_class=tokenizer,
+        data_collator=task.data_collator,
+        compute_metrics=task.compute_metrics,
+    )
+
+
+def save_model_atomically(trainer: Trainer, final_dir: Path) -> None:
+    """Save into a temporary sibling, then swap it in: an interrupted save leaves no half-written model."""
+    final_dir = Path(final_dir)
+    staging = final_dir.with_name(f".{final_dir.name}.partial")
+    if trainer.is_world_process_zero():
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))
+    if trainer.is_world_process_zero():
+        _swap_in(staging, final_dir)
+    trainer.accelerator.wait_for_everyone()
+
+
+def _swap_in(staging: Path, final_dir: Path) -> None:
+    retired = final_dir.with_name(f".{final_dir.name}.old")
+    if final_dir.exists():
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(final_dir, retired)
+    os.replace(staging, final_dir)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def write_json_atomically(path: Path, payload: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.partial")
+    staging.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(staging, path)
+
+
+def format_summary(results: dict[str, Any], main_metric: str) -> str:
+    """Teacher vs student on every evaluated split, one line each."""
+    teacher, student = results["teacher"], results["student"]
+    lines = [
+        f"teacher: {teacher['num_layers']} layers, {teacher['num_parameters'] / 1e6:.1f}M params | "
+        f"student: {student['num_layers']} layers, {student['num_parameters'] / 1e6:.1f}M params",
+        f"{'split':<12}{'teacher ' + main_metric:>16}{'student ' + main_metric:>16}",
+    ]
+    for split, metrics in teacher["metrics"].items():
+        lines.append(f"{split:<12}{metrics[main_metric]:>16.4f}{student['metrics'][split][main_metric]:>16.4f}")
+    lines.append(f"wall time: {results['wall_time_s']:.0f} s")
+    return "\n".join(lines)

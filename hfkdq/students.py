@@ -1,0 +1,137 @@
+"""Build the student: a shallower copy of the teacher, or any smaller encoder.
+
+Copying the embeddings and a spread of the teacher's layers (DistilBERT's initialisation) starts the
+student close to the teacher, which matters more than any loss setting when data is small.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Sequence
+
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+
+from hfkdq.layer_map import parse_layer_spec, uniform_teacher_layers
+
+
+def find_layer_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The transformer block list (e.g. ``bert.encoder.layer``), found by shape rather than by name.
+
+    Searching for the ModuleList whose length is the config's layer count works across BERT,
+    RoBERTa, MPNet, ELECTRA and DistilBERT without a per-family table.
+    """
+    num_layers = model.config.num_hidden_layers
+    candidates = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.ModuleList) and len(module) == num_layers and name
+    ]
+    if not candidates:
+        raise ValueError(
+            f"could not find the {num_layers} transformer layers of {type(model).__name__}; "
+            "pass a student config or model instead of copying layers"
+        )
+    return min(candidates, key=lambda item: item[0].count("."))
+
+
+def _choose_layers(layers: str | Sequence[int], num_layers: int, num_teacher_layers: int) -> list[int]:
+    parsed = parse_layer_spec(layers)
+    if parsed == "uniform":
+        return uniform_teacher_layers(num_layers, num_teacher_layers)
+    if parsed == "last":
+        return list(range(num_teacher_layers - num_layers, num_teacher_layers))
+    if len(parsed) != num_layers:
+        raise ValueError(f"layers={parsed} names {len(parsed)} teacher layers for a {num_layers}-layer student")
+    outside = [layer for layer in parsed if not 0 <= layer < num_teacher_layers]
+    if outside:
+        raise ValueError(f"layers {outside} do not exist in a {num_teacher_layers}-layer teacher")
+    return parsed
+
+
+def make_student(
+    teacher: PreTrainedModel,
+    num_layers: int | None = None,
+    layers: str | Sequence[int] = "uniform",
+) -> PreTrainedModel:
+    """A student of the teacher's class with ``num_layers`` blocks copied from the teacher.
+
+    Embeddings, pooler and head are copied as they are; student block ``i`` is teacher block
+    ``layers[i]``. ``layers`` is ``"uniform"`` (default: [1, 3, 5] for 3 of 6), ``"last"``, or an
+    explicit list; ``num_layers`` defaults to the list's length or half the teacher.
+    """
+    num_teacher_layers = teacher.config.num_hidden_layers
+    if num_layers is None:
+        num_layers = len(layers) if not isinstance(layers, str) else max(1, num_teacher_layers // 2)
+    chosen = _choose_layers(layers, num_layers, num_teacher_layers)
+
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = num_layers
+    student = type(teacher)(config)
+
+    prefix, _ = find_layer_list(teacher)
+    layer_key = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.(.*)$")
+    teacher_to_student = {teacher_layer: i for i, teacher_layer in enumerate(chosen)}
+    teacher_state = teacher.state_dict()
+    student_state = {}
+    for key, value in teacher_state.items():
+        match = layer_key.match(key)
+        if match is None:
+            student_state[key] = value.clone()
+        elif int(match.group(1)) in teacher_to_student:
+            student_state[f"{prefix}.{teacher_to_student[int(match.group(1))]}.{match.group(2)}"] = value.clone()
+    missing, unexpected = student.load_state_dict(student_state, strict=False)
+    # Buffers such as position_ids may be non-persistent; anything else missing is a real error.
+    real_missing = [key for key in missing if not key.endswith("position_ids")]
+    if real_missing or unexpected:
+        raise RuntimeError(f"layer copy mismatch: missing {real_missing}, unexpected {unexpected}")
+    student.config.distilled_from_layers = chosen
+    return student.to(next(teacher.parameters()).device)
+
+
+def head_class_for(model_or_task: PreTrainedModel | str):
+    """The Auto class of the teacher's head: token or sequence classification."""
+    name = model_or_task if isinstance(model_or_task, str) else type(model_or_task).__name__
+    if "TokenClassification" in name or name in ("token_classification", "ner"):
+        return AutoModelForTokenClassification
+    return AutoModelForSequenceClassification
+
+
+def load_student(
+    student: str | PretrainedConfig | PreTrainedModel,
+    teacher: PreTrainedModel,
+) -> PreTrainedModel:
+    """Any smaller encoder as student: a model, a config, or a Hub id / local path.
+
+    The head is rebuilt for the teacher's label set, so the student and teacher logits compare
+    class by class.
+    """
+    if isinstance(student, PreTrainedModel):
+        return student
+    head_class = head_class_for(teacher)
+    label_kwargs = {
+        "num_labels": teacher.config.num_labels,
+        "id2label": dict(teacher.config.id2label),
+        "label2id": dict(teacher.config.label2id),
+    }
+    if getattr(teacher.config, "problem_type", None):
+        label_kwargs["problem_type"] = teacher.config.problem_type
+    if isinstance(student, PretrainedConfig):
+        config = copy.deepcopy(student)
+        for key, value in label_kwargs.items():
+            setattr(config, key, value)
+        return head_class.from_config(config)
+    config = AutoConfig.from_pretrained(student, **label_kwargs)
+    return head_class.from_pretrained(student, config=config, ignore_mismatched_sizes=True)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters, for the size column of reports."""
+    return sum(parameter.numel() for parameter in model.parameters())

@@ -1,0 +1,45 @@
+"""What a recipe hands to the shared experiment flow: tokenized splits, labels, collator, metrics.
+
+Each task family (NER, GLUE) has a builder here that turns its data arguments and the teacher's
+tokenizer into a `TaskData`; `hfkdq.pipeline` and the quantize CLI consume only this shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from datasets import Dataset, DatasetDict
+
+
+@dataclass
+class TaskData:
+    features: DatasetDict
+    """Tokenized splits with input_ids/attention_mask/labels, as the model consumes them."""
+    label_names: list[str] | None
+    """Class names in id order; None for a regression head."""
+    head: str
+    """'token' (token classification) or 'sequence' (sequence classification / regression)."""
+    data_collator: Any
+    compute_metrics: Callable[[Any], dict[str, float]]
+    main_metric: str
+    """Metric that ranks variants, e.g. 'f1' for NER, 'accuracy' for SST-2."""
+    eval_splits: list[str] = field(default_factory=lambda: ["validation"])
+    train_split: str = "train"
+    classification_report: Callable[[Any], str] | None = None
+    """Optional text report of an EvalPrediction (seqeval's per-type table for NER)."""
+    problem_type: str | None = None
+
+    @property
+    def train_dataset(self) -> Dataset:
+        return self.features[self.train_split]
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.label_names is None else len(self.label_names)
+
+    def label_maps(self) -> dict[str, dict]:
+        """id2label/label2id for a model config (regression: one unnamed output)."""
+        names = self.label_names or ["score"]
+        return {"id2label": dict(enumerate(names)), "label2id": {name: i for i, name in enumerate(names)}}
