@@ -106,6 +106,7 @@ class DistillationTrainer(Trainer):
         if args.attention_weight > 0:
             for network in (model, teacher_model):
                 use_eager_attention(network)
+            disable_attention_dropout(model)
         wrapper = StudentWithProjections(
             model, self._make_projections(model, teacher_model, hidden_pairs), hidden_pairs, args.attention_weight > 0
         )
@@ -310,6 +311,19 @@ def use_eager_attention(model: PreTrainedModel) -> None:
         model.set_attn_implementation("eager")
     else:  # transformers 4.x BERT picks its attention class at build time and falls back to eager itself
         model.config._attn_implementation = "eager"
+
+
+def disable_attention_dropout(model: nn.Module) -> None:
+    """Dropout on attention probabilities zeroes and rescales them, so they stop being distributions.
+
+    The attention KL compares distributions; MiniLM/TinyBERT compare the probabilities before
+    dropout, which HF models do not return, so the student trains without attention dropout.
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Dropout) and "attention" in name and ".output." not in name:
+            module.p = 0.0
+    if hasattr(model.config, "attention_probs_dropout_prob"):
+        model.config.attention_probs_dropout_prob = 0.0
 
 
 def check_teacher_student_compatible(teacher, student, teacher_tokenizer=None, student_tokenizer=None) -> None:

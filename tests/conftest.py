@@ -52,3 +52,48 @@ def tiny_bert_config(num_labels: int = 3, num_layers: int = 4, hidden_size: int 
         label2id={v: k for k, v in id2label.items()},
         **kwargs,
     )
+
+
+def ner_files(source: str) -> dict[str, str]:
+    """CoNLL files of a named source: 'btc' (embedded in the package) or 'conll2003' (../shared/data)."""
+    if source == "btc":
+        from hfkdq.resources import btc_files
+
+        return btc_files()
+    return {split: str(SHARED_DATA / "conll2003" / f"{split}.txt") for split in ("train", "validation", "test")}
+
+
+NER_SOURCES = [
+    pytest.param("btc", id="btc-embedded"),
+    pytest.param("conll2003", id="conll2003-shared", marks=requires_shared_data),
+]
+
+
+def tiny_ner_task(tokenizer, source: str = "btc", train_sentences: int = 64, eval_sentences: int = 32):
+    """A `TaskData` over the first sentences of a real NER corpus, tokenized with the real WordPiece."""
+    from hfkdq.tasks.ner import NerDataArguments, build_ner_task
+
+    files = ner_files(source)
+    data_args = NerDataArguments(
+        train_file=files["train"],
+        validation_file=files["validation"],
+        test_file=files["test"],
+        max_seq_length=48,
+        max_train_samples=train_sentences,
+        max_eval_samples=eval_sentences,
+    )
+    return build_ner_task(data_args, tokenizer)
+
+
+def tiny_token_models(label_names, teacher_width: int = 64, student_width: int = 32, seed: int = 0):
+    """A 4-layer random teacher and a 2-layer narrower student for the same labels."""
+    import torch
+    from transformers import BertForTokenClassification
+
+    torch.manual_seed(seed)
+    teacher_config = tiny_bert_config(num_labels=len(label_names), num_layers=4, hidden_size=teacher_width)
+    student_config = tiny_bert_config(num_labels=len(label_names), num_layers=2, hidden_size=student_width)
+    for config in (teacher_config, student_config):
+        config.id2label = dict(enumerate(label_names))
+        config.label2id = {name: i for i, name in enumerate(label_names)}
+    return BertForTokenClassification(teacher_config), BertForTokenClassification(student_config)

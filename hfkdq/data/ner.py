@@ -1,0 +1,125 @@
+"""Turn word-level NER examples into subword features whose labels line up with the tokens.
+
+A WordPiece tokenizer splits one word into several tokens while the tags belong to words, so each
+token needs a label that says which word it stands for, and -100 where the loss and the metrics
+must ignore it (special tokens, and non-first subwords unless every subword is labelled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import datasets
+from transformers import BatchEncoding, DataCollatorForTokenClassification, PreTrainedTokenizerBase
+
+from hfkdq.data.conll import TAGS_COLUMN, TOKENS_COLUMN, label_names_of
+
+IGNORE_INDEX = -100
+"""Label id that PyTorch's cross-entropy and the NER metrics skip."""
+
+MAX_LENGTH_CAP = 512
+"""BERT-style encoders have 512 position embeddings; tokenizers may report a far larger limit."""
+
+
+def default_max_length(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The longest sequence the encoder can take: the tokenizer's limit, capped at 512."""
+    return min(int(tokenizer.model_max_length), MAX_LENGTH_CAP)
+
+
+def b_to_i_ids(label_names: Sequence[str]) -> list[int]:
+    """For each label id, the id to give a non-first subword: B-X becomes I-X, every other label stays.
+
+    A word's continuation pieces are inside the entity, never its start, so labelling them B-X would
+    make seqeval count one entity per subword.
+    """
+    ids = {name: index for index, name in enumerate(label_names)}
+    return [
+        ids.get("I-" + name[2:], index) if name.startswith("B-") else index
+        for index, name in enumerate(label_names)
+    ]
+
+
+def _require_fast(tokenizer: PreTrainedTokenizerBase) -> None:
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError(
+            f"{type(tokenizer).__name__} is a slow tokenizer; label alignment needs word_ids(), which only "
+            "fast (Rust) tokenizers provide: load it with AutoTokenizer.from_pretrained(..., use_fast=True)"
+        )
+
+
+def _align(word_ids: list[int | None], tags: Sequence[int], continuation: list[int] | None) -> list[int]:
+    """Labels for one sequence: -100 on special tokens; `continuation` (B->I ids) or -100 on later subwords."""
+    labels: list[int] = []
+    previous: int | None = None
+    for word in word_ids:
+        if word is None:
+            labels.append(IGNORE_INDEX)
+        elif word != previous:
+            labels.append(tags[word])
+        else:
+            labels.append(IGNORE_INDEX if continuation is None else continuation[tags[word]])
+        previous = word
+    return labels
+
+
+def tokenize_and_align_labels(
+    examples: dict[str, list[Any]],
+    tokenizer: PreTrainedTokenizerBase,
+    label_all_tokens: bool = False,
+    max_length: int | None = None,
+    label_names: Sequence[str] | None = None,
+) -> BatchEncoding:
+    """Batched `Dataset.map` function: tokenize pre-split words and attach per-token `labels`.
+
+    First-subword mode (default) labels only a word's first token, as in BERT's CoNLL-2003 setup, so
+    metrics count each word once. `label_all_tokens=True` labels every subword, B-X turned into I-X for
+    continuations, which needs `label_names`. Sequences are truncated to `max_length` (default
+    `min(tokenizer.model_max_length, 512)`); words cut off get no label. Padding is left to the collator.
+    """
+    _require_fast(tokenizer)
+    if label_all_tokens and label_names is None:
+        raise ValueError("label_all_tokens=True needs label_names, to map each B-X continuation to I-X")
+    continuation = b_to_i_ids(label_names) if label_all_tokens else None
+    encoding = tokenizer(
+        examples[TOKENS_COLUMN],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=default_max_length(tokenizer) if max_length is None else max_length,
+    )
+    encoding["labels"] = [
+        _align(encoding.word_ids(index), tags, continuation)
+        for index, tags in enumerate(examples[TAGS_COLUMN])
+    ]
+    return encoding
+
+
+def prepare_ner_features(
+    dataset: datasets.DatasetDict | datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    label_all_tokens: bool = False,
+    max_length: int | None = None,
+) -> datasets.DatasetDict | datasets.Dataset:
+    """Tokenize every split, keeping only model inputs and `labels` (the word columns are dropped)."""
+    _require_fast(tokenizer)
+    columns = dataset.column_names
+    if isinstance(columns, dict):
+        columns = next(iter(columns.values()), [])
+    align = partial(
+        tokenize_and_align_labels,
+        tokenizer=tokenizer,
+        label_all_tokens=label_all_tokens,
+        max_length=max_length,
+        label_names=label_names_of(dataset),
+    )
+    return dataset.map(align, batched=True, remove_columns=columns, desc="Tokenizing and aligning NER labels")
+
+
+def ner_data_collator(
+    tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None
+) -> DataCollatorForTokenClassification:
+    """Pads inputs with the tokenizer and labels with -100, so padding never counts in loss or metrics."""
+    return DataCollatorForTokenClassification(
+        tokenizer, pad_to_multiple_of=pad_to_multiple_of, label_pad_token_id=IGNORE_INDEX
+    )

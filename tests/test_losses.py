@@ -1,0 +1,76 @@
+"""The loss functions, checked against values computed by hand."""
+
+import math
+
+import pytest
+import torch
+
+from hfkdq.losses import attention_loss, hidden_state_loss, kd_loss, regression_kd_loss
+
+
+def test_kd_loss_is_zero_when_student_matches_teacher():
+    logits = torch.tensor([[1.0, 2.0, 3.0]])
+    assert kd_loss(logits, logits.clone(), temperature=2.0).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_kd_loss_matches_hand_computed_kl_times_t_squared():
+    student = torch.tensor([[0.0, 0.0]])
+    teacher = torch.tensor([[math.log(3.0) * 2, 0.0]])  # at T=2 the teacher's softmax is (0.75, 0.25)
+    expected_kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert kd_loss(student, teacher, temperature=2.0).item() == pytest.approx(expected_kl * 4, rel=1e-5)
+
+
+def test_kd_loss_uses_last_dim_for_token_logits_and_ignores_masked_positions():
+    teacher = torch.tensor([[[math.log(3.0), 0.0], [5.0, -5.0]]])  # (batch=1, tokens=2, classes=2)
+    student = torch.tensor([[[0.0, 0.0], [-9.0, 9.0]]])  # second token is wildly wrong ...
+    mask = torch.tensor([[True, False]])  # ... but masked (padding or label -100)
+    expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert kd_loss(student, teacher, temperature=1.0, mask=mask).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_kd_loss_rejects_non_positive_temperature():
+    with pytest.raises(ValueError, match="temperature"):
+        kd_loss(torch.zeros(1, 2), torch.zeros(1, 2), temperature=0)
+
+
+def test_regression_kd_is_mse_to_teacher_predictions():
+    student = torch.tensor([[1.0], [3.0]])
+    teacher = torch.tensor([[2.0], [3.0]])
+    assert regression_kd_loss(student, teacher).item() == pytest.approx(0.5)
+
+
+def test_hidden_mse_averages_over_width_and_counts_only_unmasked_tokens():
+    student = torch.tensor([[[1.0, 1.0], [100.0, 100.0]]])
+    teacher = torch.tensor([[[0.0, 2.0], [0.0, 0.0]]])
+    mask = torch.tensor([[1, 0]])
+    assert hidden_state_loss(student, teacher, mask, kind="mse").item() == pytest.approx(1.0)
+
+
+def test_hidden_cosine_is_one_minus_cosine_similarity():
+    student = torch.tensor([[[1.0, 0.0], [1.0, 1.0]]])
+    teacher = torch.tensor([[[0.0, 1.0], [2.0, 2.0]]])
+    # token 1: orthogonal -> 1; token 2: parallel -> 0; mean 0.5
+    assert hidden_state_loss(student, teacher, kind="cosine").item() == pytest.approx(0.5, abs=1e-6)
+
+
+def test_hidden_loss_refuses_different_widths_with_a_hint_to_project():
+    with pytest.raises(ValueError, match="project"):
+        hidden_state_loss(torch.zeros(1, 2, 4), torch.zeros(1, 2, 8))
+
+
+def test_attention_kl_per_query_row_averaged_over_heads_and_unmasked_queries():
+    teacher = torch.tensor([[[[0.75, 0.25], [0.5, 0.5]]]])  # (batch, heads=1, queries=2, keys=2)
+    student = torch.tensor([[[[0.5, 0.5], [0.01, 0.99]]]])
+    mask = torch.tensor([[1, 0]])  # second query is padding
+    expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert attention_loss(student, teacher, mask).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_attention_loss_needs_equal_head_counts():
+    with pytest.raises(ValueError, match="heads"):
+        attention_loss(torch.full((1, 2, 3, 3), 1 / 3), torch.full((1, 4, 3, 3), 1 / 3))
+
+
+def test_fully_masked_batch_gives_zero_not_nan():
+    loss = kd_loss(torch.randn(2, 3, 4), torch.randn(2, 3, 4), temperature=2.0, mask=torch.zeros(2, 3, dtype=torch.bool))
+    assert loss.item() == 0.0

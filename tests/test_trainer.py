@@ -1,0 +1,203 @@
+"""DistillationTrainer on tiny random BERTs over slices of real NER data."""
+
+import os
+
+import pytest
+import safetensors.torch
+import torch
+from conftest import NER_SOURCES, tiny_bert_config, tiny_ner_task, tiny_token_models
+from transformers import AutoModelForTokenClassification, AutoTokenizer, BertForTokenClassification
+
+from hfkdq import DistillationArguments, DistillationTrainer
+from hfkdq.trainer import PROJECTIONS_NAME
+
+
+def _args(tmp_path, **overrides):
+    settings = dict(
+        output_dir=str(tmp_path / "run"),
+        max_steps=12,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        learning_rate=3e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=7,
+        hidden_weight=1.0,
+        attention_weight=1.0,
+    )
+    settings.update(overrides)
+    return DistillationArguments(**settings)
+
+
+def _trainer(task, tokenizer, args, teacher=None, student=None):
+    if teacher is None:
+        teacher, student = tiny_token_models(task.label_names)
+    return DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=task.train_dataset,
+        eval_dataset=task.features["validation"],
+        processing_class=tokenizer,
+        data_collator=task.data_collator,
+        compute_metrics=task.compute_metrics,
+    )
+
+
+@pytest.fixture(scope="module")
+def btc_task(minilm_tokenizer):
+    return tiny_ner_task(minilm_tokenizer, "btc")
+
+
+def _logged(trainer, term):
+    return [entry[term] for entry in trainer.state.log_history if term in entry and "eval_loss" not in entry]
+
+
+def _early_and_late(values):
+    return sum(values[:3]) / 3, sum(values[-3:]) / 3
+
+
+@pytest.mark.parametrize("source", NER_SOURCES)
+def test_total_loss_decreases_and_every_term_is_logged(source, minilm_tokenizer, tmp_path):
+    task = tiny_ner_task(minilm_tokenizer, source)
+    trainer = _trainer(task, minilm_tokenizer, _args(tmp_path, max_steps=24))
+    trainer.train()
+    for term in ("loss_ce", "loss_kd", "loss_hidden", "loss_attention"):
+        assert len(_logged(trainer, term)) == 24, f"{term} is not logged at every logging step"
+    early, late = _early_and_late(_logged(trainer, "loss"))
+    assert late < early
+
+
+@pytest.mark.parametrize("term", ["ce", "kd", "hidden", "attention"])
+def test_each_term_decreases_when_it_is_the_objective(term, btc_task, minilm_tokenizer, tmp_path):
+    weights = {f"{name}_weight": float(name == term) for name in ("ce", "kd", "hidden", "attention")}
+    trainer = _trainer(btc_task, minilm_tokenizer, _args(tmp_path, max_steps=24, **weights))
+    trainer.train()
+    early, late = _early_and_late(_logged(trainer, f"loss_{term}"))
+    assert late < early, f"loss_{term} did not decrease: {early:.4f} -> {late:.4f}"
+
+
+def test_teacher_stays_frozen_in_eval_mode_and_unchanged(btc_task, minilm_tokenizer, tmp_path):
+    teacher, student = tiny_token_models(btc_task.label_names)
+    before = {name: value.clone() for name, value in teacher.state_dict().items()}
+    trainer = _trainer(btc_task, minilm_tokenizer, _args(tmp_path, max_steps=4), teacher, student)
+    trainer.train()
+    assert not teacher.training
+    assert not any(parameter.requires_grad for parameter in teacher.parameters())
+    assert all(torch.equal(before[name], value) for name, value in teacher.state_dict().items())
+    assert next(teacher.parameters()).device == trainer.args.device
+
+
+def test_saved_student_is_plain_and_round_trips_with_identical_logits(btc_task, minilm_tokenizer, tmp_path):
+    trainer = _trainer(btc_task, minilm_tokenizer, _args(tmp_path, max_steps=6))
+    trainer.train()
+    assert len(trainer.model.projections) > 0, "teacher is wider, so projections must exist"
+    trainer.save_model(str(tmp_path / "student"))
+
+    saved_keys = set(safetensors.torch.load_file(tmp_path / "student" / "model.safetensors"))
+    assert saved_keys == set(trainer.student.state_dict()) - {"bert.embeddings.position_ids"}
+    assert not any("projection" in key for key in saved_keys)
+    assert not (tmp_path / "student" / PROJECTIONS_NAME).exists()
+
+    reloaded = AutoModelForTokenClassification.from_pretrained(tmp_path / "student")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "student")
+    assert reloaded.config.num_hidden_layers == 2 and reloaded.config.hidden_size == 32
+    assert reloaded.config.id2label == dict(enumerate(btc_task.label_names))
+    batch = tokenizer(["Obama visits Paris today"], return_tensors="pt")
+    trainer.student.eval()
+    with torch.no_grad():
+        assert torch.equal(trainer.student(**batch).logits, reloaded(**batch).logits)
+
+
+def test_evaluation_reports_entity_f1(btc_task, minilm_tokenizer, tmp_path):
+    trainer = _trainer(btc_task, minilm_tokenizer, _args(tmp_path, max_steps=2))
+    metrics = trainer.evaluate()
+    assert {"eval_f1", "eval_precision", "eval_recall", "eval_PER_f1"} <= set(metrics)
+
+
+def test_checkpoints_carry_the_projections_and_resume_exactly(btc_task, minilm_tokenizer, tmp_path):
+    def run(resume=None):
+        teacher, student = tiny_token_models(btc_task.label_names)
+        args = _args(tmp_path, max_steps=8, save_strategy="steps", save_steps=4, logging_steps=4)
+        trainer = _trainer(btc_task, minilm_tokenizer, args, teacher, student)
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer
+
+    uninterrupted = run()
+    checkpoint = tmp_path / "run" / "checkpoint-4"
+    assert (checkpoint / PROJECTIONS_NAME).is_file()
+    final = {k: v.clone() for k, v in uninterrupted.model.state_dict().items()}
+
+    resumed = run(resume=str(checkpoint))
+    for name, value in resumed.model.state_dict().items():
+        assert torch.allclose(value, final[name], atol=1e-6), f"{name} differs after resuming"
+
+
+def test_non_finite_loss_stops_with_the_step_and_terms(btc_task, minilm_tokenizer, tmp_path):
+    teacher, student = tiny_token_models(btc_task.label_names)
+    with torch.no_grad():
+        student.classifier.bias.fill_(float("nan"))
+    trainer = _trainer(btc_task, minilm_tokenizer, _args(tmp_path, max_steps=2), teacher, student)
+    with pytest.raises(FloatingPointError, match=r"step 0.*ce=nan.*kd=nan"):
+        trainer.train()
+
+
+# ----- bad input -----------------------------------------------------------------------------------
+
+
+def test_different_vocabularies_are_rejected(btc_task, minilm_tokenizer, tmp_path):
+    teacher, _ = tiny_token_models(btc_task.label_names)
+    config = tiny_bert_config(num_labels=len(btc_task.label_names), num_layers=2)
+    config.vocab_size = 1000
+    config.id2label = teacher.config.id2label
+    with pytest.raises(ValueError, match="different vocabularies"):
+        _trainer(btc_task, minilm_tokenizer, _args(tmp_path), teacher, BertForTokenClassification(config))
+
+
+def test_teacher_with_other_labels_is_rejected(btc_task, minilm_tokenizer, tmp_path):
+    teacher, student = tiny_token_models(btc_task.label_names)
+    teacher.config.id2label = {i: f"X{i}" for i in range(len(btc_task.label_names))}
+    with pytest.raises(ValueError, match="id2label"):
+        _trainer(btc_task, minilm_tokenizer, _args(tmp_path), teacher, student)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"temperature": 0.0}, "temperature"),
+        ({"temperature": -1.0}, "temperature"),
+        ({"kd_weight": -0.5}, ">= 0"),
+        ({"ce_weight": 0.0, "kd_weight": 0.0, "hidden_weight": 0.0, "attention_weight": 0.0}, "all loss weights are 0"),
+        ({"hidden_loss": "l1"}, "mse"),
+    ],
+)
+def test_invalid_distillation_settings_are_rejected(overrides, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        _args(tmp_path, **overrides)
+
+
+def test_layer_map_outside_the_teacher_is_rejected(btc_task, minilm_tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="outside the teacher"):
+        _trainer(btc_task, minilm_tokenizer, _args(tmp_path, layer_map="1,4"))
+
+
+def test_attention_loss_with_different_head_counts_is_rejected(btc_task, minilm_tokenizer, tmp_path):
+    teacher, _ = tiny_token_models(btc_task.label_names)
+    config = tiny_bert_config(num_labels=len(btc_task.label_names), num_layers=2, hidden_size=32, heads=2)
+    config.id2label = teacher.config.id2label
+    with pytest.raises(ValueError, match="head counts"):
+        _trainer(btc_task, minilm_tokenizer, _args(tmp_path), teacher, BertForTokenClassification(config))
+
+
+def test_different_head_counts_are_fine_without_attention_loss(btc_task, minilm_tokenizer, tmp_path):
+    teacher, _ = tiny_token_models(btc_task.label_names)
+    config = tiny_bert_config(num_labels=len(btc_task.label_names), num_layers=2, hidden_size=32, heads=2)
+    config.id2label = teacher.config.id2label
+    trainer = _trainer(
+        btc_task, minilm_tokenizer, _args(tmp_path, attention_weight=0.0, max_steps=2), teacher,
+        BertForTokenClassification(config),
+    )
+    trainer.train()
+    assert os.path.isdir(tmp_path / "run") or trainer.state.global_step == 2
