@@ -249,12 +249,14 @@ def write_json_atomically(path: Path, payload: dict) -> None:
 def format_summary(results: dict[str, Any], main_metric: str) -> str:
     """Teacher vs student on every evaluated split, one line each."""
     teacher, student = results["teacher"], results["student"]
+    width = max(16, len(main_metric) + 10)
     lines = [
         f"teacher: {teacher['num_layers']} layers, {teacher['num_parameters'] / 1e6:.1f}M params | "
         f"student: {student['num_layers']} layers, {student['num_parameters'] / 1e6:.1f}M params",
-        f"{'split':<12}{'teacher ' + main_metric:>16}{'student ' + main_metric:>16}",
+        f"{'split':<24}{'teacher ' + main_metric:>{width}}{'student ' + main_metric:>{width}}",
     ]
     for split, metrics in teacher["metrics"].items():
-        lines.append(f"{split:<12}{metrics[main_metric]:>16.4f}{student['metrics'][split][main_metric]:>16.4f}")
+        student_value = student["metrics"][split][main_metric]
+        lines.append(f"{split:<24}{metrics[main_metric]:>{width}.4f}{student_value:>{width}.4f}")
     lines.append(f"wall time: {results['wall_time_s']:.0f} s")
     return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""`hfkdq` command line: one argparse subcommand per workflow step.
+
+    hfkdq quantize outputs/student --methods onnx-int8,bnb-8bit,bnb-4bit,torch-int8 \\
+        --output_dir outputs/quantized --max_metric_drop 1.0
+
+A subcommand is a `(name, help, add_arguments, run)` entry in `SUBCOMMANDS`; `run(args) -> int` is the
+exit status. Exit statuses: 0 success, 1 a usage/data/model error (message, no traceback),
+2 argparse's own usage errors, 3 a variant lost more metric points than `--max_metric_drop` allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_METRIC_DROP = 3
+DEFAULT_METHODS = "onnx-int8,bnb-8bit,bnb-4bit,torch-int8"
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
+    from hfkdq.quantization import available_methods
+
+    parser.add_argument("model_dir", help="Saved fp32 student (save_pretrained directory with tokenizer).")
+    parser.add_argument(
+        "--methods",
+        default=DEFAULT_METHODS,
+        help=f"Comma-separated methods (default: {DEFAULT_METHODS}). Available: {', '.join(available_methods())}.",
+    )
+    parser.add_argument(
+        "--output_dir", required=True, help="Gets one directory per method + results/report/plot."
+    )
+    data = parser.add_argument_group("evaluation data")
+    data.add_argument(
+        "--task",
+        default=None,
+        help="'ner' (default for token-classification models) or a GLUE task name (sst2, rte, ...).",
+    )
+    data.add_argument(
+        "--eval_file", default=None, help="Held-out file (CoNLL for NER, TSV/CSV/JSON for GLUE)."
+    )
+    data.add_argument(
+        "--data_dir",
+        default=None,
+        help="Directory with train/dev(validation)/test files; NER default: embedded BTC.",
+    )
+    data.add_argument(
+        "--train_file", default=None, help="Training file: calibration samples for static int8."
+    )
+    data.add_argument("--eval_split", default=None, help="Split to evaluate (default: validation).")
+    data.add_argument("--max_eval_samples", type=int, default=None, help="Evaluate on the first N examples.")
+    data.add_argument("--max_seq_length", type=int, default=128, help="Truncate evaluation inputs (tokens).")
+    parser.add_argument(
+        "--max_metric_drop",
+        type=float,
+        default=None,
+        help="Fail (exit 3) when a variant loses more than this many metric points (x100) vs the fp32 student.",
+    )
+    parser.add_argument("--teacher_dir", default=None, help="Also evaluate this fp32 teacher, for reference.")
+    onnx = parser.add_argument_group("ONNX Runtime")
+    onnx.add_argument(
+        "--calibration_samples", type=int, default=100, help="Static int8: training samples to use."
+    )
+    onnx.add_argument(
+        "--cpu_target",
+        default=None,
+        help="avx512_vnni, avx512, avx2 or arm64 (default: detected from CPU flags).",
+    )
+    onnx.add_argument(
+        "--per_channel",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Per-channel weight scales (default: on for dynamic, off for static).",
+    )
+    onnx.add_argument(
+        "--optimize",
+        type=int,
+        choices=(0, 1, 2, 99),
+        default=0,
+        help="ORT graph optimisation level (0: none).",
+    )
+    bench = parser.add_argument_group("measurement")
+    bench.add_argument("--batch_size", type=int, default=32, help="Evaluation batch size.")
+    bench.add_argument("--latency_seq_len", type=int, default=128)
+    bench.add_argument(
+        "--latency_repeats", type=int, default=20, help="Timed runs per batch size (0: skip latency)."
+    )
+    bench.add_argument("--latency_warmup", type=int, default=3)
+    parser.add_argument("--overwrite", action="store_true", help="Replace existing variant directories.")
+
+
+def _onnx_options(args: argparse.Namespace, method: str) -> dict:
+    options: dict = {"optimize": args.optimize or False}
+    if args.cpu_target:
+        options["cpu_target"] = args.cpu_target
+    if args.per_channel is not None:
+        options["per_channel"] = args.per_channel
+    if method == "onnx-int8-static":
+        options["calibration_samples"] = args.calibration_samples
+    return options
+
+
+def run_quantize(args: argparse.Namespace) -> int:
+    """Quantize with every method, evaluate each on the task's held-out split, report, gate on the drop."""
+    from hfkdq.quantization.errors import MetricDropError
+    from hfkdq.quantization.eval_data import load_evaluation_data
+    from hfkdq.quantization.workflow import (
+        STATIC_METHODS,
+        parse_methods,
+        quantize_and_evaluate,
+        summary_table,
+    )
+
+    methods = parse_methods(args.methods)
+    data = load_evaluation_data(
+        args.model_dir,
+        args.task,
+        eval_file=args.eval_file,
+        data_dir=args.data_dir,
+        train_file=args.train_file,
+        eval_split=args.eval_split,
+        max_eval_samples=args.max_eval_samples,
+        max_seq_length=args.max_seq_length,
+        include_train=any(method in STATIC_METHODS for method in methods),
+    )
+    method_options = {method: _onnx_options(args, method) for method in methods if method.startswith("onnx")}
+    try:
+        results = quantize_and_evaluate(
+            args.model_dir,
+            methods,
+            args.output_dir,
+            data.eval_dataset,
+            data.data_collator,
+            data.compute_metrics,
+            calibration_dataset=data.calibration_dataset,
+            max_metric_drop=args.max_metric_drop,
+            teacher_dir=args.teacher_dir,
+            main_metric=data.task.main_metric,
+            method_options=method_options,
+            batch_size=args.batch_size,
+            latency_seq_len=args.latency_seq_len,
+            latency_repeats=args.latency_repeats,
+            latency_warmup=args.latency_warmup,
+            overwrite=args.overwrite,
+        )
+    except MetricDropError as error:
+        print(summary_table(error.results))
+        banner = "!" * 78
+        print(f"\n{banner}\n{error}\n{banner}", file=sys.stderr)
+        return EXIT_METRIC_DROP
+    print(summary_table(results))
+    print(f"\nWrote {', '.join(results['files'].values())}")
+    return EXIT_OK
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand(
+        "quantize",
+        "Quantize a saved student with several methods, evaluate and benchmark every variant.",
+        _add_quantize_arguments,
+        run_quantize,
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hfkdq", description="Distil and quantize BERT-style encoders.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log progress (INFO).")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in SUBCOMMANDS:
+        subparser = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(subparser)
+        subparser.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `hfkdq` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+    try:
+        return args.run(args)
+    except (ValueError, ImportError, FileNotFoundError, FileExistsError) as error:
+        print(f"hfkdq {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The official GLUE metrics, computed offline with scikit-learn and SciPy.
+
+`evaluate.load("glue", ...)` downloads its script from the Hub, which many machines running this
+toolkit cannot reach; these pure functions give the same numbers (same key names as the Hub metric
+and `run_glue.py`, so results stay comparable) with no network access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from hfkdq.data.glue import GlueTask, get_glue_task
+
+if TYPE_CHECKING:
+    from transformers import EvalPrediction
+
+
+def accuracy(predictions: np.ndarray, references: np.ndarray) -> float:
+    """Fraction of class ids predicted exactly."""
+    return float(accuracy_score(references, predictions))
+
+
+def f1(predictions: np.ndarray, references: np.ndarray) -> float:
+    """F1 of the positive class (id 1: "equivalent" / "duplicate"), as GLUE reports for MRPC and QQP."""
+    return float(f1_score(references, predictions, pos_label=1, average="binary", zero_division=0.0))
+
+
+def matthews_correlation(predictions: np.ndarray, references: np.ndarray) -> float:
+    """Matthews correlation: CoLA's metric, because its classes are unbalanced (0 for a constant guess)."""
+    return float(matthews_corrcoef(references, predictions))
+
+
+def pearson(predictions: np.ndarray, references: np.ndarray) -> float:
+    """Pearson correlation of scores; 0 when either side is constant (undefined, and no better than chance)."""
+    if _is_constant(predictions) or _is_constant(references):
+        return 0.0
+    return float(stats.pearsonr(predictions, references)[0])
+
+
+def spearmanr(predictions: np.ndarray, references: np.ndarray) -> float:
+    """Spearman rank correlation of scores; 0 when either side is constant, like `pearson`."""
+    if _is_constant(predictions) or _is_constant(references):
+        return 0.0
+    return float(stats.spearmanr(predictions, references)[0])
+
+
+def _is_constant(values: np.ndarray) -> bool:
+    return bool(np.all(values == values[0]))
+
+
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "accuracy": accuracy,
+    "f1": f1,
+    "matthews_correlation": matthews_correlation,
+    "pearson": pearson,
+    "spearmanr": spearmanr,
+}
+
+
+def glue_metrics(task: GlueTask | str, predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
+    """The task's official metrics; with two of them also `combined_score`, their mean (GLUE's task score).
+
+    `predictions` are class ids, or float scores for STS-B; `references` are the gold labels.
+    """
+    task = get_glue_task(task)
+    predictions = np.asarray(predictions)
+    references = np.asarray(references).reshape(-1)
+    if task.is_regression or (predictions.ndim == 2 and predictions.shape[1] == 1):
+        predictions = predictions.reshape(-1)
+    if predictions.ndim != 1:
+        raise ValueError(
+            f"{task.name}: predictions must be one class id per example, got shape {predictions.shape}; "
+            "take the argmax of the logits first (build_glue_compute_metrics does)."
+        )
+    if predictions.shape != references.shape or predictions.size == 0:
+        raise ValueError(
+            f"{task.name}: need as many predictions as references (and at least one), "
+            f"got {predictions.size} and {references.size}."
+        )
+    if not task.is_regression:
+        predictions, references = predictions.astype(np.int64), references.astype(np.int64)
+        if (references < 0).any():
+            raise ValueError(
+                f"{task.name}: references contain -1, the label of unlabelled (test) examples; "
+                "metrics need a labelled split."
+            )
+    else:
+        predictions, references = predictions.astype(np.float64), references.astype(np.float64)
+    results = {name: METRICS[name](predictions, references) for name in task.metric_names}
+    if len(results) > 1:
+        results["combined_score"] = float(np.mean(list(results.values())))
+    return results
+
+
+def main_metric_name(task: GlueTask | str) -> str:
+    """The one number to select models by: the metric, or `combined_score` for tasks reporting two."""
+    task = get_glue_task(task)
+    return task.metric_names[0] if len(task.metric_names) == 1 else "combined_score"
+
+
+def build_glue_compute_metrics(task: GlueTask | str) -> Callable[[EvalPrediction], dict[str, float]]:
+    """A `Trainer` `compute_metrics`: logits -> class ids (argmax) or scores (squeeze), then `glue_metrics`."""
+    task = get_glue_task(task)
+
+    def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
+        predictions = _first(eval_prediction.predictions)
+        references = _first(eval_prediction.label_ids)
+        predictions = np.asarray(predictions)
+        if task.is_regression:
+            predictions = predictions.reshape(-1)
+        else:
+            predictions = predictions.argmax(axis=-1)
+        return glue_metrics(task, predictions, np.asarray(references))
+
+    return compute_metrics
+
+
+def _first(value):
+    """Models may return extra outputs (hidden states, teacher logits): the logits come first."""
+    return value[0] if isinstance(value, tuple | list) else value

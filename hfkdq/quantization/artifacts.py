@@ -1,0 +1,218 @@
+"""What every backend shares: reading the fp32 student directory and writing an output directory safely.
+
+Outputs are built in a temporary sibling directory and renamed into place only when complete, so an
+interrupted or failing run never leaves a half-written model that a later step would load.
+Each output carries `hfkdq_quantization.json`, which says how it was made and how to load it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hfkdq.quantization.errors import NotASavedModelError
+
+logger = logging.getLogger(__name__)
+
+METADATA_FILE = "hfkdq_quantization.json"
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+HEADS = {"ForSequenceClassification": "sequence", "ForTokenClassification": "token"}
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A saved fp32 classification model: where it is, its config, and which head it has."""
+
+    path: Path
+    config: Any
+    head: str
+    """'sequence' or 'token'."""
+
+    @property
+    def model_type(self) -> str:
+        return self.config.model_type
+
+    def auto_class(self):
+        """The `AutoModelFor...` class that loads this head."""
+        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+        return AutoModelForTokenClassification if self.head == "token" else AutoModelForSequenceClassification
+
+
+def head_of(config: Any, path: str | Path = "") -> str:
+    """'sequence' or 'token', from `config.architectures`, the field `save_pretrained` always writes."""
+    architectures = getattr(config, "architectures", None) or []
+    for architecture in architectures:
+        for suffix, head in HEADS.items():
+            if architecture.endswith(suffix):
+                return head
+    raise NotASavedModelError(
+        f"{path}: config.json names architectures {architectures}, but quantization needs a sequence- or "
+        "token-classification model (…ForSequenceClassification / …ForTokenClassification). Save the student "
+        "with model.save_pretrained() after training it with a classification head."
+    )
+
+
+def inspect_model_dir(model_dir: str | Path) -> SavedModel:
+    """Check that `model_dir` holds an fp32 HF classification model, and describe it.
+
+    Fails early with a message naming what is missing, rather than deep inside a backend.
+    """
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise NotASavedModelError(f"{path} is not a directory; pass the directory a model was saved to.")
+    if (path / METADATA_FILE).is_file():
+        method = read_metadata(path).get("method", "?")
+        raise NotASavedModelError(
+            f"{path} is already a quantized variant ({method}); quantize the fp32 student directory instead."
+        )
+    if not (path / "config.json").is_file():
+        raise NotASavedModelError(
+            f"{path} has no config.json, so it is not a saved Hugging Face model "
+            "(expected the output of model.save_pretrained(dir))."
+        )
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        raise NotASavedModelError(
+            f"{path} has a config.json but no weights ({', '.join(WEIGHT_FILES[:2])}); "
+            "save the model with model.save_pretrained(dir)."
+        )
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise NotASavedModelError(f"{path}/config.json cannot be read by transformers: {error}") from error
+    if getattr(config, "quantization_config", None):
+        raise NotASavedModelError(f"{path} is already quantized (its config has a quantization_config).")
+    return SavedModel(path=path, config=config, head=head_of(config, path))
+
+
+def _prepare_target(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and not overwrite:
+        raise FileExistsError(
+            f"{output_dir} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
+        )
+
+
+def check_output_dir(output_dir: str | Path, overwrite: bool = False) -> Path:
+    """Fail before any work if the output exists and may not be replaced."""
+    output_dir = Path(output_dir)
+    _prepare_target(output_dir, overwrite)
+    return output_dir
+
+
+@contextlib.contextmanager
+def atomic_output_dir(output_dir: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary directory next to `output_dir`; rename it into place on success.
+
+    On an exception the temporary directory is removed and an existing `output_dir` is untouched.
+    The rename is atomic on one filesystem, which is why the temporary directory is a sibling.
+    """
+    output_dir = check_output_dir(output_dir, overwrite)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
+    try:
+        yield staging
+        if output_dir.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
+            os.replace(output_dir, retired / output_dir.name)
+            os.replace(staging, output_dir)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def save_tokenizer(source: str | Path, target: str | Path) -> bool:
+    """Copy the tokenizer of `source` into `target`, so the variant loads and runs on its own.
+
+    Returns False (with a warning) when `source` has no tokenizer: the weights are still usable.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(source))
+    except (OSError, ValueError, TypeError) as error:
+        logger.warning(
+            "%s has no loadable tokenizer (%s); the quantized variant will lack one.", source, error
+        )
+        return False
+    tokenizer.save_pretrained(str(target))
+    return True
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for package in (
+        "hfkdq",
+        "torch",
+        "transformers",
+        "optimum",
+        "optimum-onnx",
+        "onnxruntime",
+        "bitsandbytes",
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    return versions
+
+
+def write_metadata(
+    directory: str | Path,
+    *,
+    method: str,
+    backend: str,
+    source: SavedModel,
+    options: Mapping[str, Any],
+    load_with: str,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write `hfkdq_quantization.json`: the method, its options, the source model and how to load it."""
+    record = {
+        "format_version": 1,
+        "method": method,
+        "backend": backend,
+        "head": source.head,
+        "model_type": source.model_type,
+        "source_model": str(source.path.resolve()),
+        "options": {key: _jsonable(value) for key, value in options.items()},
+        "load_with": load_with,
+        "versions": _library_versions(),
+        **(dict(extra) if extra else {}),
+    }
+    path = Path(directory) / METADATA_FILE
+    path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    """The `hfkdq_quantization.json` of a variant, or {} for a plain (fp32) model directory."""
+    path = Path(directory) / METADATA_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    return str(value)

@@ -1,0 +1,198 @@
+"""Turn measured variants into what a reader compares: a markdown table, JSON, and a Pareto plot.
+
+Input is the `results` dict of `hfkdq.quantization.workflow.quantize_and_evaluate` (JSON-safe):
+``{"main_metric": "f1", "reference": "fp32", "variants": [{"name", "metrics", "size_bytes",
+"param_memory_bytes", "latency_ms": {"batch_1", "batch_32"}, "verification", ...}, ...]}``.
+Deltas are against the fp32 student (the `reference` row), since that is the model being replaced.
+Metrics are fractions (0.873); differences are reported in points (x100).
+
+The plot draws on an Agg canvas directly, so saving a PNG never changes the caller's matplotlib backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+MB = 1024 * 1024
+RESULTS_FILE = "results.json"
+REPORT_FILE = "REPORT.md"
+PLOT_FILE = "pareto.png"
+
+
+def metric_value(variant: dict[str, Any], metric: str) -> float | None:
+    value = variant.get("metrics", {}).get(metric)
+    return None if value is None else float(value)
+
+
+def deltas(variant: dict[str, Any], reference: dict[str, Any], metric: str) -> dict[str, float | None]:
+    """Metric change in points, size/memory ratios and speed-ups of `variant` relative to `reference`."""
+
+    def ratio(numerator: float | None, denominator: float | None) -> float | None:
+        if numerator is None or denominator in (None, 0):
+            return None
+        return float(numerator) / float(denominator)
+
+    value, base = metric_value(variant, metric), metric_value(reference, metric)
+    result: dict[str, float | None] = {
+        "metric_points": None if value is None or base is None else 100.0 * (value - base),
+        "size_ratio": ratio(variant.get("size_bytes"), reference.get("size_bytes")),
+        "memory_ratio": ratio(variant.get("param_memory_bytes"), reference.get("param_memory_bytes")),
+    }
+    for key, ms in (reference.get("latency_ms") or {}).items():
+        result[f"speedup_{key}"] = ratio(ms, (variant.get("latency_ms") or {}).get(key))
+    return result
+
+
+def _reference(results: dict[str, Any]) -> dict[str, Any] | None:
+    name = results.get("reference")
+    return next((variant for variant in results["variants"] if variant["name"] == name), None)
+
+
+def _fmt(value: float | None, digits: int = 2, suffix: str = "", signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:+.{digits}f}{suffix}" if signed else f"{value:.{digits}f}{suffix}"
+
+
+def _mb(value: int | None) -> float | None:
+    return None if value is None else value / MB
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """One row per variant: metric, delta (points), size, weight memory, latency b1/b32, agreement."""
+    metric = results["main_metric"]
+    reference = _reference(results)
+    header = [
+        "Variant",
+        metric,
+        f"Δ {metric} (pts)",
+        "Size MB",
+        "Size ×",
+        "Param mem MB",
+        "Latency b1 ms",
+        "Latency b32 ms",
+        "Speed-up b1",
+        "Speed-up b32",
+        "Agreement",
+        "Max |Δlogit|",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for variant in results["variants"]:
+        delta = deltas(variant, reference, metric) if reference else {}
+        latency = variant.get("latency_ms") or {}
+        verification = variant.get("verification") or {}
+        agreement = verification.get("prediction_agreement")
+        row = [
+            f"{variant['name']}" + (" (reference)" if reference is variant else ""),
+            _fmt(metric_value(variant, metric), 4),
+            _fmt(delta.get("metric_points"), 2, signed=True) if reference is not variant else "–",
+            _fmt(_mb(variant.get("size_bytes")), 2),
+            _fmt(delta.get("size_ratio"), 2, "×"),
+            _fmt(_mb(variant.get("param_memory_bytes")), 2),
+            _fmt(latency.get("batch_1"), 2),
+            _fmt(latency.get("batch_32"), 1),
+            _fmt(delta.get("speedup_batch_1"), 2, "×"),
+            _fmt(delta.get("speedup_batch_32"), 2, "×"),
+            _fmt(None if agreement is None else 100.0 * agreement, 2, "%"),
+            _fmt(verification.get("max_abs_logit_diff"), 4),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The full REPORT.md: table, how it was measured, and any metric-drop violations."""
+    latency = results.get("latency", {})
+    parts = [
+        "# Quantization report",
+        "",
+        f"Model: `{results.get('model_dir', '?')}` · task metric: `{results['main_metric']}` "
+        f"on {results.get('eval_examples', '?')} held-out examples.",
+        "",
+        markdown_table(results),
+        "",
+        "Size: bytes of weight files on disk. Param mem: bytes of weights in memory (ONNX: model file). "
+        f"Latency: median of {latency.get('repeats', '?')} runs after {latency.get('warmup', '?')} warm-up, "
+        f"sequence length {latency.get('seq_len', '?')}, {latency.get('device', 'cpu')}"
+        f" ({latency.get('torch_threads', '?')} torch threads). Agreement: argmax agreement with the fp32 "
+        "student (token classification: real tokens only). Δ in metric points (×100).",
+    ]
+    violations = results.get("violations") or []
+    if violations:
+        parts += ["", f"**FAILED: metric drop above {results.get('max_metric_drop')} points**", ""]
+        parts += [f"- `{item['variant']}` lost {item['drop_points']:.2f} points" for item in violations]
+    return "\n".join(parts) + "\n"
+
+
+def _pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of points no other point beats on both axes (lower x, higher y), sorted by x."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for index in order:
+        if points[index][1] > best:
+            front.append(index)
+            best = points[index][1]
+    return front
+
+
+def plot_pareto(results: dict[str, Any], path: str | Path) -> Path:
+    """Two panels, latency (b1) and size vs the task metric, each with its Pareto front drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    metric = results["main_metric"]
+    figure = Figure(figsize=(11, 4.5), dpi=110)
+    FigureCanvasAgg(figure)
+    panels = (
+        ("Latency, batch 1 (ms)", lambda v: (v.get("latency_ms") or {}).get("batch_1")),
+        ("Weights on disk (MB)", lambda v: _mb(v.get("size_bytes"))),
+    )
+    for position, (label, x_of) in enumerate(panels, start=1):
+        axes = figure.add_subplot(1, 2, position)
+        rows = [
+            (v["name"], x_of(v), metric_value(v, metric))
+            for v in results["variants"]
+            if x_of(v) is not None and metric_value(v, metric) is not None
+        ]
+        if not rows:
+            axes.text(0.5, 0.5, "not measured", ha="center", va="center", transform=axes.transAxes)
+        else:
+            points = [(x, y) for _, x, y in rows]
+            axes.scatter([x for x, _ in points], [y for _, y in points], zorder=3)
+            for name, x, y in rows:
+                axes.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            front = _pareto_front(points)
+            axes.plot(
+                [points[i][0] for i in front],
+                [points[i][1] for i in front],
+                "--o",
+                color="tab:red",
+                markerfacecolor="none",
+                markersize=11,
+                zorder=2,
+                label="Pareto front",
+            )
+            axes.legend(loc="lower right", fontsize=8)
+        axes.set_xlabel(label)
+        axes.set_ylabel(metric)
+        axes.grid(alpha=0.3)
+    figure.suptitle(f"{metric} vs cost")
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path)
+    return path
+
+
+def write_report(results: dict[str, Any], output_dir: str | Path) -> dict[str, Path]:
+    """Write results.json, REPORT.md and pareto.png into `output_dir`; return their paths."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path = output_dir / RESULTS_FILE
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    report_path = output_dir / REPORT_FILE
+    report_path.write_text(render_markdown(results))
+    return {"json": json_path, "markdown": report_path, "plot": plot_pareto(results, output_dir / PLOT_FILE)}
