@@ -28,7 +28,9 @@ SETTINGS = {
     "logit_kd_T2": dict(ce_weight=1.0, kd_weight=1.0, temperature=2.0),
     "logit_kd_T4": dict(ce_weight=1.0, kd_weight=1.0, temperature=4.0),
     "kd_hidden_mse": dict(ce_weight=1.0, kd_weight=1.0, temperature=2.0, hidden_weight=1.0),
-    "kd_hidden_attention": dict(ce_weight=1.0, kd_weight=1.0, temperature=2.0, hidden_weight=1.0, attention_weight=1.0),
+    "kd_hidden_attention": dict(
+        ce_weight=1.0, kd_weight=1.0, temperature=2.0, hidden_weight=1.0, attention_weight=1.0
+    ),
     "kd_attention": dict(ce_weight=1.0, kd_weight=1.0, temperature=2.0, attention_weight=1.0),
 }
 
@@ -37,7 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="recipes/configs/ner_btc_minilm.yaml")
     parser.add_argument("--output_dir", default="outputs/ner-loss-settings")
-    parser.add_argument("--teacher", default=None, help="Fine-tuned teacher; default: fine-tune the config's.")
+    parser.add_argument(
+        "--teacher", default=None, help="Fine-tuned teacher; default: fine-tune the config's."
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--results", default="benchmarks/results/ner_loss_settings.json")
@@ -64,7 +68,9 @@ def main() -> None:
     runs = []
     for name in options.settings:
         for seed in options.seeds:
-            args = replace(base_args, output_dir=f"{options.output_dir}/{name}-seed{seed}", seed=seed, **SETTINGS[name])
+            args = replace(
+                base_args, output_dir=f"{options.output_dir}/{name}-seed{seed}", seed=seed, **SETTINGS[name]
+            )
             run_started = time.perf_counter()
             results = run_experiment(model_args, args, task, tokenizer)
             runs.append(
@@ -91,7 +97,9 @@ def _write(options, teacher_dir: str, teacher_seconds: float, runs: list[dict]) 
         summary[name] = {
             split: {
                 "mean_f1": round(statistics.mean(run["student_f1"][split] for run in mine), 4),
-                "stdev_f1": round(statistics.stdev(run["student_f1"][split] for run in mine), 4) if len(mine) > 1 else 0.0,
+                "stdev_f1": round(statistics.stdev(run["student_f1"][split] for run in mine), 4)
+                if len(mine) > 1
+                else 0.0,
             }
             for split in mine[0]["student_f1"]
         }

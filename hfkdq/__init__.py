@@ -24,7 +24,18 @@ _EXPORTS = {
     "regression_kd_loss": "hfkdq.losses",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "DistillationArguments",
+    "DistillationTrainer",
+    "StudentWithProjections",
+    "attention_loss",
+    "hidden_state_loss",
+    "kd_loss",
+    "load_student",
+    "make_student",
+    "regression_kd_loss",
+    "resolve_layer_map",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from hfkdq.config import DistillationArguments

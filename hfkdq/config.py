@@ -7,6 +7,7 @@ and every Trainer flag working unchanged; the distillation knobs sit beside them
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -30,7 +31,8 @@ class DistillationArguments(TrainingArguments):
         default=0.0, metadata={"help": "Weight of the hidden-state loss over the layer map (0 = off)."}
     )
     attention_weight: float = field(
-        default=0.0, metadata={"help": "Weight of the attention-distribution KL over the layer map (0 = off)."}
+        default=0.0,
+        metadata={"help": "Weight of the attention-distribution KL over the layer map (0 = off)."},
     )
     hidden_loss: str = field(default="mse", metadata={"help": "Hidden-state distance: 'mse' or 'cosine'."})
     layer_map: str = field(
@@ -43,13 +45,27 @@ class DistillationArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        if _cpu_only_multi_process_launch() and not self.use_cpu:
+            # `accelerate launch --multi_gpu --num_processes N` on a machine without GPUs starts N
+            # processes and a gloo group, but the Trainer only runs DDP on CPU when told so; without
+            # this each process would train alone on the whole dataset.
+            self.use_cpu = True
         super().__post_init__()
         validate_distillation_settings(self)
 
 
+def _cpu_only_multi_process_launch() -> bool:
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
 def validate_distillation_settings(args) -> None:
     """Reject settings that would train silently wrong, with a message that names the fix."""
-    if not (isinstance(args.temperature, (int, float)) and math.isfinite(args.temperature)) or args.temperature <= 0:
+    if (
+        not (isinstance(args.temperature, (int, float)) and math.isfinite(args.temperature))
+        or args.temperature <= 0
+    ):
         raise ValueError(f"temperature must be a finite number > 0, got {args.temperature!r}")
     weights = {name: getattr(args, name) for name in LOSS_WEIGHT_NAMES}
     negative = {name: value for name, value in weights.items() if not math.isfinite(value) or value < 0}

@@ -40,7 +40,9 @@ def uniform_teacher_layers(num_student_layers: int, num_teacher_layers: int) -> 
     return [(i + 1) * num_teacher_layers // num_student_layers - 1 for i in range(num_student_layers)]
 
 
-def resolve_layer_map(spec: LayerSpec, num_student_layers: int, num_teacher_layers: int) -> list[tuple[int, int]]:
+def resolve_layer_map(
+    spec: LayerSpec, num_student_layers: int, num_teacher_layers: int
+) -> list[tuple[int, int]]:
     """(student layer, teacher layer) pairs for the hidden-state and attention losses."""
     parsed = parse_layer_spec(spec)
     if parsed == "uniform":

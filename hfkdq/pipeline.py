@@ -44,11 +44,25 @@ class ModelArguments:
         default=None, metadata={"help": "Learning rate of teacher fine-tuning (default: learning_rate)."}
     )
     student_name_or_path: str | None = field(
-        default=None, metadata={"help": "A smaller encoder to use as student instead of copying teacher layers."}
+        default=None,
+        metadata={"help": "A smaller encoder to use as student instead of copying teacher layers."},
     )
-    student_num_layers: int = field(default=3, metadata={"help": "Layers of the student copied from the teacher."})
+    student_num_layers: int = field(
+        default=3, metadata={"help": "Layers of the student copied from the teacher."}
+    )
     student_layers: str = field(
-        default="uniform", metadata={"help": "Teacher layers to copy: 'uniform', 'last' or a list like '1,3,5'."}
+        default="uniform",
+        metadata={"help": "Teacher layers to copy: 'uniform', 'last' or a list like '1,3,5'."},
+    )
+    quantize: str | None = field(
+        default=None,
+        metadata={
+            "help": "After distilling, quantize the student: e.g. onnx-int8,bnb-8bit,bnb-4bit,torch-int8."
+        },
+    )
+    max_metric_drop: float | None = field(
+        default=None,
+        metadata={"help": "Fail the run when a quantized variant loses more than this many metric points."},
     )
 
 
@@ -71,6 +85,10 @@ def run_experiment(
     """
     started = time.perf_counter()
     output_dir = Path(training_args.output_dir)
+    if model_args.quantize:
+        from hfkdq.quantization.workflow import parse_methods
+
+        parse_methods(model_args.quantize)  # an unknown method fails before hours of training
     set_seed(training_args.seed)
 
     teacher, teacher_source = prepare_teacher(model_args, training_args, task, tokenizer)
@@ -113,8 +131,17 @@ def run_experiment(
         "distillation": {
             name: getattr(training_args, name)
             for name in (
-                "temperature", "ce_weight", "kd_weight", "hidden_weight", "attention_weight",
-                "hidden_loss", "layer_map", "learning_rate", "num_train_epochs", "max_steps", "seed",
+                "temperature",
+                "ce_weight",
+                "kd_weight",
+                "hidden_weight",
+                "attention_weight",
+                "hidden_loss",
+                "layer_map",
+                "learning_rate",
+                "num_train_epochs",
+                "max_steps",
+                "seed",
             )
         },
         "train_metrics": train_result.metrics,
@@ -134,8 +161,34 @@ def run_experiment(
     if trainer.is_world_process_zero():
         write_json_atomically(output_dir / "results.json", results)
         print(format_summary(results, task.main_metric))
+        if model_args.quantize:
+            results["quantization"] = quantize_student(model_args, task, output_dir, teacher_source)
+            write_json_atomically(output_dir / "results.json", results)
     trainer.accelerator.wait_for_everyone()
     return results
+
+
+def quantize_student(
+    model_args: ModelArguments, task: TaskData, output_dir: Path, teacher_source: str
+) -> dict:
+    """Quantize the saved student with each requested method and evaluate every variant the same way."""
+    from hfkdq.quantization.workflow import quantize_and_evaluate
+
+    if not task.eval_splits:
+        raise ValueError("--quantize needs an evaluation split to measure what each variant loses")
+    return quantize_and_evaluate(
+        output_dir / "student",
+        model_args.quantize,
+        output_dir / "quantized",
+        eval_dataset=task.features[task.eval_splits[0]],
+        data_collator=task.data_collator,
+        compute_metrics=task.compute_metrics,
+        calibration_dataset=task.train_dataset,
+        max_metric_drop=model_args.max_metric_drop,
+        teacher_dir=teacher_source if Path(teacher_source).is_dir() else None,
+        main_metric=task.main_metric,
+        overwrite=True,
+    )
 
 
 def prepare_teacher(
@@ -147,7 +200,9 @@ def prepare_teacher(
     config = AutoConfig.from_pretrained(source)
     state = teacher_head_state(config, task)
     if model_args.teacher_finetune not in ("auto", "always", "never"):
-        raise ValueError(f"teacher_finetune must be auto, always or never, got {model_args.teacher_finetune!r}")
+        raise ValueError(
+            f"teacher_finetune must be auto, always or never, got {model_args.teacher_finetune!r}"
+        )
     if state == "mismatch" and model_args.teacher_finetune != "always":
         raise ValueError(
             f"teacher {model_args.teacher_name_or_path} predicts labels {_label_list(config)} but the dataset "
@@ -205,7 +260,9 @@ def _label_list(config) -> list[str]:
     return [config.id2label[i] for i in range(config.num_labels)]
 
 
-def _evaluator(model: PreTrainedModel, training_args: DistillationArguments, task: TaskData, tokenizer) -> Trainer:
+def _evaluator(
+    model: PreTrainedModel, training_args: DistillationArguments, task: TaskData, tokenizer
+) -> Trainer:
     """A plain Trainer for evaluation, so the teacher goes through the same loop and metric code."""
     eval_args = dataclasses.replace(training_args, resume_from_checkpoint=None)
     return Trainer(

@@ -49,7 +49,9 @@ def _choose_layers(layers: str | Sequence[int], num_layers: int, num_teacher_lay
     if parsed == "last":
         return list(range(num_teacher_layers - num_layers, num_teacher_layers))
     if len(parsed) != num_layers:
-        raise ValueError(f"layers={parsed} names {len(parsed)} teacher layers for a {num_layers}-layer student")
+        raise ValueError(
+            f"layers={parsed} names {len(parsed)} teacher layers for a {num_layers}-layer student"
+        )
     outside = [layer for layer in parsed if not 0 <= layer < num_teacher_layers]
     if outside:
         raise ValueError(f"layers {outside} do not exist in a {num_teacher_layers}-layer teacher")
@@ -86,7 +88,9 @@ def make_student(
         if match is None:
             student_state[key] = value.clone()
         elif int(match.group(1)) in teacher_to_student:
-            student_state[f"{prefix}.{teacher_to_student[int(match.group(1))]}.{match.group(2)}"] = value.clone()
+            student_state[f"{prefix}.{teacher_to_student[int(match.group(1))]}.{match.group(2)}"] = (
+                value.clone()
+            )
     missing, unexpected = student.load_state_dict(student_state, strict=False)
     # Buffers such as position_ids may be non-persistent; anything else missing is a real error.
     real_missing = [key for key in missing if not key.endswith("position_ids")]

@@ -17,7 +17,6 @@ import safetensors.torch
 import torch
 from torch import nn
 from transformers import PreTrainedModel, Trainer
-from transformers.modeling_outputs import ModelOutput
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.utils import find_labels
 
@@ -60,7 +59,12 @@ class StudentWithProjections(nn.Module):
     def gradient_checkpointing_enable(self, **kwargs):
         self.student.gradient_checkpointing_enable(**kwargs)
 
-    def forward(self, return_distillation_states: bool = False, **inputs) -> ModelOutput:
+    def forward(self, return_distillation_states: bool = False, **inputs):
+        """The student's output; with ``return_distillation_states``, a dict that adds the matched states.
+
+        A plain dict (not a new attribute or key on the ModelOutput) survives DDP, which rebuilds
+        ModelOutputs from their declared fields.
+        """
         if not return_distillation_states:
             return self.student(**inputs)
         outputs = self.student(
@@ -73,9 +77,7 @@ class StudentWithProjections(nn.Module):
         for index, (student_index, _) in enumerate(self.hidden_pairs):
             state = outputs.hidden_states[student_index]
             matched.append(self.projections[str(index)](state) if len(self.projections) else state)
-        # A plain attribute, not a ModelOutput key: it stays out of the logits the Trainer collects.
-        outputs.matched_hidden_states = tuple(matched)
-        return outputs
+        return {"outputs": outputs, "matched_hidden_states": tuple(matched)}
 
 
 class DistillationTrainer(Trainer):
@@ -108,7 +110,10 @@ class DistillationTrainer(Trainer):
                 use_eager_attention(network)
             disable_attention_dropout(model)
         wrapper = StudentWithProjections(
-            model, self._make_projections(model, teacher_model, hidden_pairs), hidden_pairs, args.attention_weight > 0
+            model,
+            self._make_projections(model, teacher_model, hidden_pairs),
+            hidden_pairs,
+            args.attention_weight > 0,
         )
         super().__init__(model=wrapper, args=args, **kwargs)
         if self.args.label_names is None:
@@ -119,7 +124,9 @@ class DistillationTrainer(Trainer):
         self.teacher.to(self.args.device)
         self.teacher.eval()
         self.teacher.requires_grad_(False)
-        self._term_totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
+        self._term_totals: dict[str, torch.Tensor] = defaultdict(
+            lambda: torch.zeros((), device=self.args.device)
+        )
         self._term_steps = 0
         self._saving_checkpoint = False
 
@@ -132,7 +139,9 @@ class DistillationTrainer(Trainer):
     def _resolve_layer_pairs(student, teacher, args) -> list[tuple[int, int]]:
         if args.hidden_weight == 0 and args.attention_weight == 0:
             return []
-        pairs = resolve_layer_map(args.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
+        pairs = resolve_layer_map(
+            args.layer_map, student.config.num_hidden_layers, teacher.config.num_hidden_layers
+        )
         if args.attention_weight > 0:
             student_heads = student.config.num_attention_heads
             teacher_heads = teacher.config.num_attention_heads
@@ -162,13 +171,16 @@ class DistillationTrainer(Trainer):
         # Columns are those the student accepts, not the wrapper's catch-all **inputs.
         if self._signature_columns is None:
             parameters = list(inspect.signature(self.student.forward).parameters)
-            self._signature_columns = list(dict.fromkeys(parameters + ["label", "label_ids"] + self.label_names))
+            self._signature_columns = list(
+                dict.fromkeys(parameters + ["label", "label_ids"] + self.label_names)
+            )
 
     # ----- the loss ------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         args = self.args
         labels = inputs.get("labels")
-        outputs = model(**inputs, return_distillation_states=True)
+        student_states = model(**inputs, return_distillation_states=True)
+        outputs = student_states["outputs"]
         teacher_inputs = {key: value for key, value in inputs.items() if key != "labels"}
         with torch.no_grad():
             teacher_outputs = self.teacher(
@@ -190,12 +202,19 @@ class DistillationTrainer(Trainer):
                 terms["kd"] = regression_kd_loss(outputs.logits, teacher_outputs.logits)
             else:
                 terms["kd"] = kd_loss(
-                    outputs.logits, teacher_outputs.logits, args.temperature, token_mask if is_token_task else None
+                    outputs.logits,
+                    teacher_outputs.logits,
+                    args.temperature,
+                    token_mask if is_token_task else None,
                 )
         if args.hidden_weight > 0:
             hidden_terms = [
-                hidden_state_loss(student_state, teacher_outputs.hidden_states[t], token_mask, args.hidden_loss)
-                for student_state, (_, t) in zip(outputs.matched_hidden_states, self.hidden_pairs, strict=True)
+                hidden_state_loss(
+                    student_state, teacher_outputs.hidden_states[t], token_mask, args.hidden_loss
+                )
+                for student_state, (_, t) in zip(
+                    student_states["matched_hidden_states"], self.hidden_pairs, strict=True
+                )
             ]
             terms["hidden"] = torch.stack(hidden_terms).mean()
         if args.attention_weight > 0:
@@ -242,7 +261,11 @@ class DistillationTrainer(Trainer):
         if "loss" in logs and self._term_steps:
             names = sorted(self._term_totals)
             means = torch.stack([self._term_totals[name] for name in names]) / self._term_steps
-            means = self.accelerator.reduce(means, reduction="mean") if self.accelerator.num_processes > 1 else means
+            means = (
+                self.accelerator.reduce(means, reduction="mean")
+                if self.accelerator.num_processes > 1
+                else means
+            )
             for name, value in zip(names, means.tolist(), strict=True):
                 logs[f"loss_{name}"] = round(value, 4) if math.isfinite(value) else value
             self._term_totals.clear()
@@ -267,7 +290,10 @@ class DistillationTrainer(Trainer):
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
         if self._saving_checkpoint and len(wrapper.projections):
-            state = {key: value.detach().contiguous().cpu() for key, value in wrapper.projections.state_dict().items()}
+            state = {
+                key: value.detach().contiguous().cpu()
+                for key, value in wrapper.projections.state_dict().items()
+            }
             safetensors.torch.save_file(state, os.path.join(output_dir, PROJECTIONS_NAME))
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
@@ -279,7 +305,9 @@ class DistillationTrainer(Trainer):
                 raise FileNotFoundError(
                     f"{path} is missing: this checkpoint has no distillation projections to resume from"
                 )
-            wrapper.projections.load_state_dict(safetensors.torch.load_file(path, device=str(self.args.device)))
+            wrapper.projections.load_state_dict(
+                safetensors.torch.load_file(path, device=str(self.args.device))
+            )
 
     def _load_best_model(self):
         logger.info("Loading best student from %s", self.state.best_model_checkpoint)
@@ -290,7 +318,11 @@ def load_student_weights(student: PreTrainedModel, checkpoint_dir: str) -> None:
     """Load a checkpoint's student weights in place (single-file or sharded, safetensors or bin)."""
     from transformers.modeling_utils import load_sharded_checkpoint
 
-    single = [name for name in ("model.safetensors", "pytorch_model.bin") if os.path.isfile(os.path.join(checkpoint_dir, name))]
+    single = [
+        name
+        for name in ("model.safetensors", "pytorch_model.bin")
+        if os.path.isfile(os.path.join(checkpoint_dir, name))
+    ]
     if not single:
         load_sharded_checkpoint(student, checkpoint_dir, strict=True)
         return
@@ -302,7 +334,9 @@ def load_student_weights(student: PreTrainedModel, checkpoint_dir: str) -> None:
     missing, unexpected = student.load_state_dict(state, strict=False)
     missing = [key for key in missing if not key.endswith("position_ids")]
     if missing or unexpected:
-        raise RuntimeError(f"checkpoint {checkpoint_dir} does not match the student: missing {missing}, unexpected {unexpected}")
+        raise RuntimeError(
+            f"checkpoint {checkpoint_dir} does not match the student: missing {missing}, unexpected {unexpected}"
+        )
 
 
 def use_eager_attention(model: PreTrainedModel) -> None:
@@ -326,7 +360,9 @@ def disable_attention_dropout(model: nn.Module) -> None:
         model.config.attention_probs_dropout_prob = 0.0
 
 
-def check_teacher_student_compatible(teacher, student, teacher_tokenizer=None, student_tokenizer=None) -> None:
+def check_teacher_student_compatible(
+    teacher, student, teacher_tokenizer=None, student_tokenizer=None
+) -> None:
     """Fail early when teacher and student cannot be compared token by token or class by class."""
     if teacher.config.vocab_size != student.config.vocab_size:
         raise ValueError(

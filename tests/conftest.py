@@ -41,7 +41,9 @@ def minilm_tokenizer():
     return AutoTokenizer.from_pretrained(str(packaged_minilm_path()))
 
 
-def tiny_bert_config(num_labels: int = 3, num_layers: int = 4, hidden_size: int = 32, heads: int = 4, **kwargs):
+def tiny_bert_config(
+    num_labels: int = 3, num_layers: int = 4, hidden_size: int = 32, heads: int = 4, **kwargs
+):
     """A BERT config small enough to train in seconds, with the MiniLM vocabulary size."""
     from transformers import BertConfig
 
@@ -65,7 +67,9 @@ def ner_files(source: str) -> dict[str, str]:
         from hfkdq.resources import btc_files
 
         return btc_files()
-    return {split: str(SHARED_DATA / "conll2003" / f"{split}.txt") for split in ("train", "validation", "test")}
+    return {
+        split: str(SHARED_DATA / "conll2003" / f"{split}.txt") for split in ("train", "validation", "test")
+    }
 
 
 NER_SOURCES = [
@@ -102,3 +106,19 @@ def tiny_token_models(label_names, teacher_width: int = 64, student_width: int =
         config.id2label = dict(enumerate(label_names))
         config.label2id = {name: i for i, name in enumerate(label_names)}
     return BertForTokenClassification(teacher_config), BertForTokenClassification(student_config)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory, minilm_tokenizer) -> Path:
+    """A tiny random BERT encoder *without* a task head, saved like a Hub checkpoint.
+
+    Recipes fine-tune such a teacher first, exactly as they do the packaged MiniLM base.
+    """
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-teacher")
+    config = tiny_bert_config(num_labels=2, num_layers=4, hidden_size=64)
+    BertModel(config).save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path

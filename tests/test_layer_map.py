@@ -7,7 +7,13 @@ from hfkdq.layer_map import parse_layer_spec, resolve_layer_map, uniform_teacher
 
 @pytest.mark.parametrize(
     ("student", "teacher", "expected"),
-    [(3, 6, [1, 3, 5]), (6, 12, [1, 3, 5, 7, 9, 11]), (4, 12, [2, 5, 8, 11]), (6, 6, [0, 1, 2, 3, 4, 5]), (1, 6, [5])],
+    [
+        (3, 6, [1, 3, 5]),
+        (6, 12, [1, 3, 5, 7, 9, 11]),
+        (4, 12, [2, 5, 8, 11]),
+        (6, 6, [0, 1, 2, 3, 4, 5]),
+        (1, 6, [5]),
+    ],
 )
 def test_uniform_map_spreads_evenly_and_ends_at_the_teachers_last_layer(student, teacher, expected):
     assert uniform_teacher_layers(student, teacher) == expected

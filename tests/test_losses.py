@@ -72,5 +72,7 @@ def test_attention_loss_needs_equal_head_counts():
 
 
 def test_fully_masked_batch_gives_zero_not_nan():
-    loss = kd_loss(torch.randn(2, 3, 4), torch.randn(2, 3, 4), temperature=2.0, mask=torch.zeros(2, 3, dtype=torch.bool))
+    loss = kd_loss(
+        torch.randn(2, 3, 4), torch.randn(2, 3, 4), temperature=2.0, mask=torch.zeros(2, 3, dtype=torch.bool)
+    )
     assert loss.item() == 0.0

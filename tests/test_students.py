@@ -10,8 +10,13 @@ from hfkdq.students import find_layer_list, load_student, make_student
 
 def _tiny_roberta(num_layers=4):
     config = RobertaConfig(
-        vocab_size=120, hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64, num_labels=2,
+        vocab_size=120,
+        hidden_size=32,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
     )
     return RobertaForSequenceClassification(config)
 
@@ -27,10 +32,19 @@ def test_bert_student_copies_embeddings_head_and_the_uniform_teacher_layers():
     assert student.config.num_hidden_layers == 3
     assert student.config.distilled_from_layers == [1, 3, 5]
     for student_index, teacher_index in enumerate([1, 3, 5]):
-        s_layer, t_layer = student.bert.encoder.layer[student_index], teacher.bert.encoder.layer[teacher_index]
-        for (name, s_param), (_, t_param) in zip(s_layer.named_parameters(), t_layer.named_parameters(), strict=True):
-            assert _same(s_param, t_param), f"student layer {student_index}.{name} != teacher layer {teacher_index}"
-    assert _same(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
+        s_layer, t_layer = (
+            student.bert.encoder.layer[student_index],
+            teacher.bert.encoder.layer[teacher_index],
+        )
+        for (name, s_param), (_, t_param) in zip(
+            s_layer.named_parameters(), t_layer.named_parameters(), strict=True
+        ):
+            assert _same(s_param, t_param), (
+                f"student layer {student_index}.{name} != teacher layer {teacher_index}"
+            )
+    assert _same(
+        student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight
+    )
     assert _same(student.classifier.weight, teacher.classifier.weight)
     assert student.config.id2label == teacher.config.id2label
 
@@ -57,8 +71,14 @@ def test_roberta_student_copies_its_layers_too():
     teacher = _tiny_roberta(num_layers=4)
     student = make_student(teacher, num_layers=2)
     assert find_layer_list(teacher)[0] == "roberta.encoder.layer"
-    assert _same(student.roberta.encoder.layer[0].output.dense.weight, teacher.roberta.encoder.layer[1].output.dense.weight)
-    assert _same(student.roberta.encoder.layer[1].output.dense.weight, teacher.roberta.encoder.layer[3].output.dense.weight)
+    assert _same(
+        student.roberta.encoder.layer[0].output.dense.weight,
+        teacher.roberta.encoder.layer[1].output.dense.weight,
+    )
+    assert _same(
+        student.roberta.encoder.layer[1].output.dense.weight,
+        teacher.roberta.encoder.layer[3].output.dense.weight,
+    )
     inputs = torch.randint(3, 100, (2, 7))
     assert student(input_ids=inputs).logits.shape == (2, 2)
 

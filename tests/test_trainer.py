@@ -169,7 +169,10 @@ def test_teacher_with_other_labels_is_rejected(btc_task, minilm_tokenizer, tmp_p
         ({"temperature": 0.0}, "temperature"),
         ({"temperature": -1.0}, "temperature"),
         ({"kd_weight": -0.5}, ">= 0"),
-        ({"ce_weight": 0.0, "kd_weight": 0.0, "hidden_weight": 0.0, "attention_weight": 0.0}, "all loss weights are 0"),
+        (
+            {"ce_weight": 0.0, "kd_weight": 0.0, "hidden_weight": 0.0, "attention_weight": 0.0},
+            "all loss weights are 0",
+        ),
         ({"hidden_loss": "l1"}, "mse"),
     ],
 )
@@ -196,7 +199,10 @@ def test_different_head_counts_are_fine_without_attention_loss(btc_task, minilm_
     config = tiny_bert_config(num_labels=len(btc_task.label_names), num_layers=2, hidden_size=32, heads=2)
     config.id2label = teacher.config.id2label
     trainer = _trainer(
-        btc_task, minilm_tokenizer, _args(tmp_path, attention_weight=0.0, max_steps=2), teacher,
+        btc_task,
+        minilm_tokenizer,
+        _args(tmp_path, attention_weight=0.0, max_steps=2),
+        teacher,
         BertForTokenClassification(config),
     )
     trainer.train()

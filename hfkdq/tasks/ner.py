@@ -18,18 +18,29 @@ from hfkdq.tasks import TaskData
 class NerDataArguments:
     """Where the NER data comes from. With no files and no dataset name: the embedded Broad Twitter Corpus."""
 
-    dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset with tokens/ner_tags (online)."})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Hub dataset with tokens/ner_tags (online)."}
+    )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
     train_file: str | None = field(default=None, metadata={"help": "CoNLL training file."})
     validation_file: str | None = field(default=None, metadata={"help": "CoNLL validation file."})
     test_file: str | None = field(default=None, metadata={"help": "CoNLL test file."})
-    tag_scheme: str = field(default="auto", metadata={"help": "Tag scheme of local files: auto, iob1 or iob2."})
-    label_all_tokens: bool = field(
-        default=False, metadata={"help": "Label every subword (B- becomes I- after the first) instead of the first."}
+    tag_scheme: str = field(
+        default="auto", metadata={"help": "Tag scheme of local files: auto, iob1 or iob2."}
     )
-    max_seq_length: int = field(default=128, metadata={"help": "Truncate longer sentences to this many tokens."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use the first N training sentences."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use the first N sentences of eval splits."})
+    label_all_tokens: bool = field(
+        default=False,
+        metadata={"help": "Label every subword (B- becomes I- after the first) instead of the first."},
+    )
+    max_seq_length: int = field(
+        default=128, metadata={"help": "Truncate longer sentences to this many tokens."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use the first N training sentences."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use the first N sentences of eval splits."}
+    )
 
     def data_files(self) -> dict[str, str] | None:
         files = {"train": self.train_file, "validation": self.validation_file, "test": self.test_file}
@@ -72,6 +83,10 @@ def _select(raw, split: str, limit: int | None):
 
 
 def _report(prediction: EvalPrediction, label_names: list[str]) -> str:
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    predicted, gold = logits_to_tag_sequences(np.asarray(logits), np.asarray(prediction.label_ids), label_names)
+    logits = (
+        prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    )
+    predicted, gold = logits_to_tag_sequences(
+        np.asarray(logits), np.asarray(prediction.label_ids), label_names
+    )
     return ner_classification_report(predicted, gold)

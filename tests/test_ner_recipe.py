@@ -1,0 +1,144 @@
+"""recipes/distill_bert_ner.py end to end on a tiny teacher: fine-tune, distill, evaluate, save."""
+
+import importlib.util
+import json
+
+import pytest
+from conftest import REPO_ROOT, TEST_DATA
+from transformers import AutoModelForTokenClassification, AutoTokenizer, BertForTokenClassification
+
+from hfkdq.data.conll import CoNLLFormatError
+
+CONFIG = str(TEST_DATA / "ner_recipe_tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    spec = importlib.util.spec_from_file_location(
+        "distill_bert_ner", REPO_ROOT / "recipes" / "distill_bert_ner.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recipe_fine_tunes_the_teacher_distills_and_saves_a_loadable_student(
+    recipe, tiny_teacher_dir, tmp_path
+):
+    output_dir = tmp_path / "run"
+    results = recipe.main(
+        [CONFIG, "--teacher_name_or_path", str(tiny_teacher_dir), "--output_dir", str(output_dir)]
+    )
+
+    saved = json.loads((output_dir / "results.json").read_text())
+    assert saved["teacher"]["metrics"].keys() == saved["student"]["metrics"].keys() == {"validation", "test"}
+    assert {"f1", "precision", "recall", "PER_f1"} <= set(saved["student"]["metrics"]["test"])
+    assert saved["student"]["num_layers"] == 2 and saved["teacher"]["num_layers"] == 4
+    assert saved["student"]["initialised_from_teacher_layers"] == [1, 3]
+    assert "PER" in saved["reports"]["student/test"], "a per-type report accompanies the metrics"
+    assert results["student"]["metrics"]["test"]["f1"] == saved["student"]["metrics"]["test"]["f1"]
+
+    student = AutoModelForTokenClassification.from_pretrained(output_dir / "student")
+    tokenizer = AutoTokenizer.from_pretrained(output_dir / "student")
+    assert student.config.id2label[0] == "O" and "B-PER" in student.config.label2id
+    assert tokenizer("Hello there")["input_ids"][0] == tokenizer.cls_token_id
+    assert (output_dir / "teacher" / "config.json").is_file(), "the fine-tuned teacher is kept for reuse"
+    assert not list(output_dir.glob(".*")), "no staging directories are left behind"
+
+
+def test_recipe_loads_an_already_fine_tuned_teacher_without_retraining(recipe, tiny_teacher_dir, tmp_path):
+    first = tmp_path / "first"
+    recipe.main([CONFIG, "--teacher_name_or_path", str(tiny_teacher_dir), "--output_dir", str(first)])
+    second = tmp_path / "second"
+    results = recipe.main(
+        [CONFIG, "--teacher_name_or_path", str(first / "teacher"), "--output_dir", str(second)]
+    )
+    assert results["teacher"]["name_or_path"] == str(first / "teacher")
+    assert not (second / "teacher").exists()
+
+
+def test_teacher_fine_tuned_for_other_labels_is_rejected_before_any_output(
+    recipe, tmp_path, minilm_tokenizer
+):
+    from conftest import tiny_bert_config
+
+    wrong = tmp_path / "wrong-teacher"
+    BertForTokenClassification(tiny_bert_config(num_labels=3)).save_pretrained(wrong)
+    minilm_tokenizer.save_pretrained(wrong)
+    output_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match="predicts labels .* but the dataset has"):
+        recipe.main([CONFIG, "--teacher_name_or_path", str(wrong), "--output_dir", str(output_dir)])
+    assert not output_dir.exists()
+
+
+def test_malformed_conll_names_file_and_line_before_any_output(recipe, tiny_teacher_dir, tmp_path):
+    broken = tmp_path / "broken.conll"
+    broken.write_text("Obama\tB-PER\nvisits\nParis\tB-LOC\n")
+    output_dir = tmp_path / "run"
+    with pytest.raises(CoNLLFormatError, match=r"broken.conll:2"):
+        recipe.main(
+            [
+                CONFIG,
+                "--teacher_name_or_path",
+                str(tiny_teacher_dir),
+                "--output_dir",
+                str(output_dir),
+                "--train_file",
+                str(broken),
+                "--validation_file",
+                str(broken),
+            ]
+        )
+    assert not output_dir.exists()
+
+
+def test_yaml_keys_and_flags_share_one_namespace_and_flags_win(recipe):
+    from hfkdq.config import DistillationArguments
+    from hfkdq.pipeline import ModelArguments
+    from hfkdq.recipe_args import parse_recipe_args
+    from hfkdq.tasks.ner import NerDataArguments
+
+    model_args, data_args, training_args = parse_recipe_args(
+        (ModelArguments, NerDataArguments, DistillationArguments),
+        [CONFIG, "--output_dir", "x", "--temperature", "3"],
+    )
+    assert training_args.temperature == 3.0 and training_args.hidden_weight == 1.0
+    assert model_args.student_num_layers == 2 and data_args.max_train_samples == 48
+
+
+def test_recipe_quantizes_the_student_when_asked(recipe, tiny_teacher_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    recipe.main(
+        [
+            CONFIG,
+            "--teacher_name_or_path",
+            str(tiny_teacher_dir),
+            "--output_dir",
+            str(output_dir),
+            "--quantize",
+            "torch-int8",
+            "--max_metric_drop",
+            "100",
+        ]
+    )
+    saved = json.loads((output_dir / "results.json").read_text())
+    assert "quantization" in saved
+    assert (output_dir / "quantized" / "torch-int8").is_dir()
+    assert (output_dir / "quantized" / "REPORT.md").is_file()
+
+
+def test_unknown_quantization_method_fails_before_training(recipe, tiny_teacher_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match="onnx-int8"):
+        recipe.main(
+            [
+                CONFIG,
+                "--teacher_name_or_path",
+                str(tiny_teacher_dir),
+                "--output_dir",
+                str(output_dir),
+                "--quantize",
+                "int3",
+            ]
+        )
+    assert not output_dir.exists()
