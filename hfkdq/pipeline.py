@@ -317,3 +317,25 @@ def format_summary(results: dict[str, Any], main_metric: str) -> str:
         lines.append(f"{split:<24}{metrics[main_metric]:>{width}.4f}{student_value:>{width}.4f}")
     lines.append(f"wall time: {results['wall_time_s']:.0f} s")
     return "\n".join(lines)
+
+
+def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = None) -> dict[str, Any]:
+    """A recipe's whole `main`: parse ``[config.yaml] [--flags]``, set up logging, build the task, run.
+
+    Recipes differ only in their data arguments and task builder, so both share this entry point.
+    """
+    import sys
+
+    import transformers
+
+    from hfkdq.recipe_args import parse_recipe_args
+
+    model_args, data_args, training_args = parse_recipe_args(
+        (ModelArguments, data_arguments_type, DistillationArguments), argv
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    logging.getLogger("hfkdq").setLevel(training_args.get_process_log_level())
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    tokenizer = load_tokenizer(model_args)
+    task = build_task(data_args, tokenizer)
+    return run_experiment(model_args, training_args, task, tokenizer)

@@ -12,27 +12,15 @@ or `--dataset_name` (default without files: the Hub's `nyu-mll/glue`, which need
 
 from __future__ import annotations
 
-import logging
-import sys
-
-import transformers
-
 from hfkdq.config import DistillationArguments
-from hfkdq.pipeline import ModelArguments, load_tokenizer, run_experiment
-from hfkdq.recipe_args import parse_recipe_args
+from hfkdq.pipeline import ModelArguments, run_recipe
 from hfkdq.tasks.glue import GlueDataArguments, build_glue_task
+
+__all__ = ["DistillationArguments", "GlueDataArguments", "ModelArguments", "main"]
 
 
 def main(argv: list[str] | None = None) -> dict:
-    model_args, data_args, training_args = parse_recipe_args(
-        (ModelArguments, GlueDataArguments, DistillationArguments), argv
-    )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
-    logging.getLogger("hfkdq").setLevel(training_args.get_process_log_level())
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-    tokenizer = load_tokenizer(model_args)
-    task = build_glue_task(data_args, tokenizer)
-    return run_experiment(model_args, training_args, task, tokenizer)
+    return run_recipe(GlueDataArguments, build_glue_task, argv)
 
 
 if __name__ == "__main__":
