@@ -68,6 +68,18 @@ def model_device(model: Any) -> torch.device:
     return next(model.parameters()).device
 
 
+def runtime_device(model: Any) -> str:
+    """Where `model` computes ('cpu', 'cuda:0'), which is what its latency measures.
+
+    Unlike `model_device` (where inputs go), an ONNX Runtime model reports its execution provider's
+    device, so a CUDA session is not mistaken for a CPU one in a report.
+    """
+    from hfkdq.quantization import normalize_device
+
+    device = model.device if is_onnx_model(model) else next(model.parameters()).device
+    return normalize_device(str(device))
+
+
 def _batches(dataset: Any, data_collator: Callable, batch_size: int) -> Iterable[dict[str, torch.Tensor]]:
     keep = [column for column in (*INPUT_COLUMNS, "labels") if column in dataset.column_names]
     dataset = dataset.select_columns(keep)

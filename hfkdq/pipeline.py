@@ -160,6 +160,8 @@ def run_experiment(
 
     if trainer.is_world_process_zero():
         write_json_atomically(output_dir / "results.json", results)
+        for name, report in results["reports"].items():
+            print(f"\n{name} per-type report\n{report}")
         print(format_summary(results, task.main_metric))
         if model_args.quantize:
             results["quantization"] = quantize_student(model_args, task, output_dir, teacher_source)

@@ -1,9 +1,12 @@
 """Turn measured variants into what a reader compares: a markdown table, JSON, and a Pareto plot.
 
 Input is the `results` dict of `hfkdq.quantization.workflow.quantize_and_evaluate` (JSON-safe):
-``{"main_metric": "f1", "reference": "fp32", "variants": [{"name", "metrics", "size_bytes",
+``{"main_metric": "f1", "reference": "fp32", "variants": [{"name", "device", "metrics", "size_bytes",
 "param_memory_bytes", "latency_ms": {"batch_1", "batch_32"}, "verification", ...}, ...]}``.
-Deltas are against the fp32 student (the `reference` row), since that is the model being replaced.
+Deltas are against the fp32 student (a `reference` row), since that is the model being replaced, and
+against the one measured on the row's own device: a CUDA int8 model timed against a CPU fp32 model
+would report the GPU's speed-up, not the method's. There is one reference row per device used;
+the first is the primary one (rows without a same-device reference, e.g. old results, fall back to it).
 Metrics are fractions (0.873); differences are reported in points (x100).
 
 The plot draws on an Agg canvas directly, so saving a PNG never changes the caller's matplotlib backend.
@@ -47,9 +50,16 @@ def deltas(variant: dict[str, Any], reference: dict[str, Any], metric: str) -> d
     return result
 
 
-def _reference(results: dict[str, Any]) -> dict[str, Any] | None:
-    name = results.get("reference")
-    return next((variant for variant in results["variants"] if variant["name"] == name), None)
+def reference_for(
+    variant: dict[str, Any], rows: Sequence[dict[str, Any]], reference: str = "fp32"
+) -> dict[str, Any] | None:
+    """The `reference` row measured on `variant`'s device; else the first (primary) one; else None.
+
+    Rows without a "device" (results written before devices were recorded) all match each other.
+    """
+    references = [row for row in rows if row["name"] == reference]
+    same_device = (row for row in references if row.get("device") == variant.get("device"))
+    return next(same_device, references[0] if references else None)
 
 
 def _fmt(value: float | None, digits: int = 2, suffix: str = "", signed: bool = False) -> str:
@@ -63,9 +73,12 @@ def _mb(value: int | None) -> float | None:
 
 
 def markdown_table(results: dict[str, Any]) -> str:
-    """One row per variant: metric, delta (points), size, weight memory, latency b1/b32, agreement."""
+    """One row per variant: metric, delta (points), size, weight memory, device, latency b1/b32, agreement.
+
+    Deltas and speed-ups are against the reference on the same device (`reference_for`), and the
+    Device column says which one that is.
+    """
     metric = results["main_metric"]
-    reference = _reference(results)
     header = [
         "Variant",
         metric,
@@ -73,6 +86,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         "Size MB",
         "Size ×",
         "Param mem MB",
+        "Device",
         "Latency b1 ms",
         "Latency b32 ms",
         "Speed-up b1",
@@ -80,8 +94,10 @@ def markdown_table(results: dict[str, Any]) -> str:
         "Agreement",
         "Max |Δlogit|",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    align = ["---" if column in ("Variant", "Device") else "---:" for column in header]  # text left
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     for variant in results["variants"]:
+        reference = reference_for(variant, results["variants"], results.get("reference", "fp32"))
         delta = deltas(variant, reference, metric) if reference else {}
         latency = variant.get("latency_ms") or {}
         verification = variant.get("verification") or {}
@@ -93,6 +109,7 @@ def markdown_table(results: dict[str, Any]) -> str:
             _fmt(_mb(variant.get("size_bytes")), 2),
             _fmt(delta.get("size_ratio"), 2, "×"),
             _fmt(_mb(variant.get("param_memory_bytes")), 2),
+            variant.get("device") or "–",
             _fmt(latency.get("batch_1"), 2),
             _fmt(latency.get("batch_32"), 1),
             _fmt(delta.get("speedup_batch_1"), 2, "×"),
@@ -117,9 +134,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "Size: bytes of weight files on disk. Param mem: bytes of weights in memory (ONNX: model file). "
         f"Latency: median of {latency.get('repeats', '?')} runs after {latency.get('warmup', '?')} warm-up, "
-        f"sequence length {latency.get('seq_len', '?')}, {latency.get('device', 'cpu')}"
-        f" ({latency.get('torch_threads', '?')} torch threads). Agreement: argmax agreement with the fp32 "
-        "student (token classification: real tokens only). Δ in metric points (×100).",
+        f"sequence length {latency.get('seq_len', '?')}, on the row's Device "
+        f"({latency.get('torch_threads', '?')} torch threads on CPU). Δ, size ×, speed-up and agreement "
+        "are against the fp32 student on the same device. Agreement: argmax agreement "
+        "(token classification: real tokens only). Δ in metric points (×100).",
     ]
     violations = results.get("violations") or []
     if violations:
@@ -140,11 +158,21 @@ def _pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def plot_pareto(results: dict[str, Any], path: str | Path) -> Path:
-    """Two panels, latency (b1) and size vs the task metric, each with its Pareto front drawn."""
+    """Two panels, latency (b1) and size vs the task metric, each with its Pareto front drawn.
+
+    Points are labelled with their device when the results span several, since a latency front then
+    mixes devices (a reader with only a CPU should look at the CPU points).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     metric = results["main_metric"]
+    several_devices = len({v.get("device") for v in results["variants"]}) > 1
+
+    def label_of(variant: dict[str, Any]) -> str:
+        """'fp32' twice would be ambiguous when references run on several devices."""
+        return f"{variant['name']} ({variant.get('device')})" if several_devices else variant["name"]
+
     figure = Figure(figsize=(11, 4.5), dpi=110)
     FigureCanvasAgg(figure)
     panels = (
@@ -154,7 +182,7 @@ def plot_pareto(results: dict[str, Any], path: str | Path) -> Path:
     for position, (label, x_of) in enumerate(panels, start=1):
         axes = figure.add_subplot(1, 2, position)
         rows = [
-            (v["name"], x_of(v), metric_value(v, metric))
+            (label_of(v), x_of(v), metric_value(v, metric))
             for v in results["variants"]
             if x_of(v) is not None and metric_value(v, metric) is not None
         ]

@@ -285,7 +285,11 @@ class DistillationTrainer(Trainer):
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         os.makedirs(output_dir, exist_ok=True)
         wrapper = self.accelerator.unwrap_model(self.model)
-        wrapper.student.save_pretrained(output_dir, safe_serialization=self.args.save_safetensors)
+        # transformers 5 always writes safetensors and dropped the flag.
+        serialization = {}
+        if hasattr(self.args, "save_safetensors"):
+            serialization["safe_serialization"] = self.args.save_safetensors
+        wrapper.student.save_pretrained(output_dir, **serialization)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
@@ -316,14 +320,14 @@ class DistillationTrainer(Trainer):
 
 def load_student_weights(student: PreTrainedModel, checkpoint_dir: str) -> None:
     """Load a checkpoint's student weights in place (single-file or sharded, safetensors or bin)."""
-    from transformers.modeling_utils import load_sharded_checkpoint
-
     single = [
         name
         for name in ("model.safetensors", "pytorch_model.bin")
         if os.path.isfile(os.path.join(checkpoint_dir, name))
     ]
     if not single:
+        from transformers.modeling_utils import load_sharded_checkpoint  # transformers 4.x location
+
         load_sharded_checkpoint(student, checkpoint_dir, strict=True)
         return
     path = os.path.join(checkpoint_dir, single[0])

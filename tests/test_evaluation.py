@@ -16,9 +16,11 @@ from hfkdq.evaluation import (
     evaluate,
     measure_costs,
     measure_latency,
+    model_device,
     model_input_names,
     parameter_memory_bytes,
     predict,
+    runtime_device,
     weights_size_bytes,
 )
 from hfkdq.quantization import load_variant, quantize
@@ -99,6 +101,15 @@ def test_one_loop_runs_pytorch_and_onnx_runtime_alike(sequence_student, minilm_t
     onnx_result = evaluate(onnx_model, dataset, collator, accuracy_metrics)
     np.testing.assert_allclose(onnx_result.predictions.logits, torch_result.predictions.logits, atol=1e-4)
     assert onnx_result.metrics == torch_result.metrics
+    assert runtime_device(onnx_model) == runtime_device(load_variant(sequence_student)) == "cpu"
+
+
+def test_an_onnx_session_on_cuda_is_reported_on_cuda_though_its_inputs_stay_on_the_cpu(monkeypatch):
+    """ONNX Runtime copies CPU inputs itself, but its latency is the execution provider's device's."""
+    session = type("CudaSession", (), {"device": torch.device("cuda", 0)})()
+    monkeypatch.setattr(evaluation, "is_onnx_model", lambda model: model is session)
+    assert model_device(session) == torch.device("cpu")
+    assert runtime_device(session) == "cuda:0"
 
 
 def test_inputs_a_model_does_not_take_are_not_fed(minilm_tokenizer, tmp_path):

@@ -40,7 +40,12 @@ def accelerate_launch(*args: str, timeout: int = 300) -> subprocess.CompletedPro
         str(_free_port()),
         *args,
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, (
         f"accelerate launch failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"

@@ -1,8 +1,9 @@
 """`quantize_and_evaluate`, the call the CLI and the recipes share: every method, measured the same way,
-reported, and gated by `max_metric_drop`."""
+compared with the fp32 student on its own device, reported, and gated by `max_metric_drop`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,9 +12,19 @@ import torch
 from test_quantization_support import save_tiny_model, tokenized_dataset
 from transformers import DataCollatorForTokenClassification, EvalPrediction
 
+import hfkdq.quantization.bnb as bnb
 import hfkdq.quantization.workflow as workflow
-from hfkdq.quantization import CalibrationDataError, MetricDropError, load_variant, quantize_and_evaluate
-from hfkdq.quantization.workflow import choose_main_metric, parse_methods
+from hfkdq.quantization import (
+    METHODS,
+    CalibrationDataError,
+    MetricDropError,
+    load_variant,
+    method_device,
+    normalize_device,
+    quantize_and_evaluate,
+)
+from hfkdq.quantization.workflow import choose_main_metric, parse_methods, reference_devices
+from hfkdq.report import deltas
 
 FAST = {"latency_batch_sizes": (1, 4), "latency_seq_len": 16, "latency_repeats": 1, "latency_warmup": 0}
 
@@ -46,6 +57,8 @@ def test_every_variant_is_measured_reported_and_verified(setup, tmp_path):
         setup, tmp_path / "out", "onnx-int8,torch-int8", teacher_dir=teacher, calibration_dataset=dataset
     )
     assert [row["name"] for row in results["variants"]] == ["fp32", "teacher", "onnx-int8", "torch-int8"]
+    assert [row["device"] for row in results["variants"]] == ["cpu"] * 4  # one machine, one reference
+    assert "device" not in results["latency"]  # each row says where it was timed
     assert results["main_metric"] == "accuracy"
     for row in results["variants"]:
         assert set(row["latency_ms"]) == {"batch_1", "batch_4"}
@@ -108,6 +121,103 @@ def test_static_quantization_without_calibration_data_fails_before_any_work(setu
     with pytest.raises(CalibrationDataError, match="no calibration data was given"):
         run(setup, tmp_path / "out", ["torch-int8", "onnx-int8-static"])
     assert not (tmp_path / "out").exists()
+
+
+def test_each_method_says_which_device_its_variant_runs_on(monkeypatch):
+    """bitsandbytes goes where it is fast (CUDA when visible, or where told); ONNX Runtime (CPU provider)
+    and torch-int8 kernels run on the CPU."""
+    monkeypatch.setattr(bnb, "default_device", lambda: "cuda")
+    assert method_device("bnb-8bit") == method_device("bnb-4bit-fp4") == "cuda:0"
+    assert method_device("bnb-4bit", {"device": "cpu"}) == "cpu"
+    assert (
+        method_device("onnx-int8")
+        == method_device("onnx-int8-static")
+        == method_device("torch-int8")
+        == "cpu"
+    )
+    monkeypatch.setattr(bnb, "default_device", lambda: "cpu")
+    assert method_device("bnb-8bit") == "cpu"
+    assert [normalize_device(d) for d in ("cpu", "cuda", "cuda:1")] == ["cpu", "cuda:0", "cuda:1"]
+
+
+def test_the_fp32_reference_is_measured_on_every_device_a_variant_uses_cpu_first():
+    assert reference_devices(["cuda:0", "cpu", "cuda:0"]) == ["cpu", "cuda:0"]
+    assert reference_devices(["cuda:0", "cuda:0"]) == ["cuda:0"]  # bnb only, on a GPU machine
+    assert reference_devices(["cpu"]) == reference_devices([]) == ["cpu"]
+
+
+FAKE_LATENCY_MS = {("fp32", "cpu"): 10.0, ("fp32", "cuda:0"): 2.0, ("onnx-fp32", "cpu"): 5.0}
+FAKE_LATENCY_MS[("torch-int8", "cuda:0")] = 1.0
+
+
+@pytest.fixture
+def fake_gpu(setup, monkeypatch):
+    """torch-int8 claims to run on "cuda:0" while this CPU machine runs it on the CPU.
+
+    Models are tagged with the device they were loaded for, which is what the workflow then reads back;
+    the fp32 student loaded "on the GPU" has a broken head (predicts label 0), so a comparison with it
+    cannot be mistaken for one with the CPU reference, and latencies are fixed per (row, device).
+    """
+    student = setup[0]
+    monkeypatch.setitem(METHODS, "torch-int8", dataclasses.replace(METHODS["torch-int8"], device="cuda"))
+    loads = []
+
+    def load(directory, device=None):
+        loads.append((Path(directory).name, device))
+        model = load_variant(directory)
+        if Path(directory) == student and device == "cuda:0":
+            model.classifier.weight.data.zero_()
+            model.classifier.bias.data.copy_(torch.tensor([10.0, 0.0, 0.0, 0.0, 0.0]))
+        model.fake_device = device
+        return model
+
+    def costs(model, directory, *args):
+        name = "fp32" if Path(directory) == student else Path(directory).name
+        latency = FAKE_LATENCY_MS[(name, model.fake_device)]
+        return {"size_bytes": 1, "param_memory_bytes": 1, "latency_ms": {"batch_1": latency}}
+
+    monkeypatch.setattr(workflow, "load_variant", load)
+    monkeypatch.setattr(workflow, "runtime_device", lambda model: model.fake_device)
+    monkeypatch.setattr(workflow, "measure_costs", costs)
+    return loads
+
+
+def test_a_variant_is_compared_with_the_fp32_student_on_its_own_device(setup, tmp_path, fake_gpu):
+    results = run(setup, tmp_path / "out", "onnx-fp32,torch-int8")
+    rows = results["variants"]
+    cpu_fp32, gpu_fp32, onnx, int8 = rows
+    assert [(row["name"], row["device"]) for row in rows] == [
+        ("fp32", "cpu"),
+        ("fp32", "cuda:0"),
+        ("onnx-fp32", "cpu"),
+        ("torch-int8", "cuda:0"),
+    ]
+    assert fake_gpu == [
+        ("student", "cpu"),
+        ("student", "cuda:0"),
+        ("onnx-fp32", "cpu"),
+        ("torch-int8", "cuda:0"),
+    ]
+    assert cpu_fp32["metrics"] != gpu_fp32["metrics"], "precondition: the two references are told apart"
+
+    assert int8["deltas"]["speedup_batch_1"] == 2.0  # 2 ms fp32 on the GPU / 1 ms, not 10 ms / 1 ms
+    assert int8["deltas"] == deltas(int8, gpu_fp32, "accuracy")
+    assert int8["deltas"]["metric_points"] == pytest.approx(
+        100 * (int8["metrics"]["accuracy"] - gpu_fp32["metrics"]["accuracy"])
+    )
+    assert onnx["deltas"]["speedup_batch_1"] == 2.0  # 10 ms fp32 on the CPU / 5 ms
+    assert onnx["deltas"] == deltas(onnx, cpu_fp32, "accuracy")
+    assert onnx["verification"]["prediction_agreement"] == pytest.approx(1.0)  # same model, same device
+    assert int8["verification"]["prediction_agreement"] < 0.9  # vs the broken GPU reference
+    stored = json.loads((Path(int8["path"]) / "verification.json").read_text())
+    assert stored["prediction_agreement"] == int8["verification"]["prediction_agreement"]
+    assert gpu_fp32["deltas"]["metric_points"] == 0.0 and gpu_fp32["deltas"]["speedup_batch_1"] == 1.0
+
+    report = (tmp_path / "out" / "REPORT.md").read_text()
+    assert "| Device |" in report
+    assert "| fp32 (reference) | " in report and report.count("(reference)") == 2
+    int8_line = next(line for line in report.splitlines() if line.startswith("| torch-int8 |"))
+    assert "| cuda:0 | 1.00 | – | 2.00× | – |" in int8_line  # device, latency b1/b32, speed-up b1/b32
 
 
 def test_method_lists_and_main_metric_choice():

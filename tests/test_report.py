@@ -1,4 +1,5 @@
-"""The report: a markdown table with deltas vs the fp32 student, the JSON results, a Pareto plot PNG."""
+"""The report: a markdown table with deltas vs the fp32 student on the same device, the JSON results,
+a Pareto plot PNG."""
 
 from __future__ import annotations
 
@@ -7,15 +8,24 @@ import json
 import matplotlib
 import pytest
 
-from hfkdq.report import _pareto_front, deltas, markdown_table, plot_pareto, render_markdown, write_report
+from hfkdq.report import (
+    _pareto_front,
+    deltas,
+    markdown_table,
+    plot_pareto,
+    reference_for,
+    render_markdown,
+    write_report,
+)
 
 MB = 1024 * 1024
 
 
-def variant(name, f1, size_mb, latency_b1, latency_b32, agreement=None, role="variant"):
+def variant(name, f1, size_mb, latency_b1, latency_b32, agreement=None, role="variant", device="cpu"):
     return {
         "name": name,
         "role": role,
+        "device": device,
         "metrics": {"f1": f1, "precision": f1},
         "size_bytes": int(size_mb * MB),
         "param_memory_bytes": int(size_mb * MB),
@@ -33,7 +43,7 @@ def results():
         "main_metric": "f1",
         "reference": "fp32",
         "eval_examples": 1001,
-        "latency": {"seq_len": 128, "repeats": 20, "warmup": 3, "torch_threads": 2, "device": "cpu"},
+        "latency": {"seq_len": 128, "repeats": 20, "warmup": 3, "torch_threads": 2},
         "max_metric_drop": None,
         "violations": [],
         "variants": [
@@ -60,14 +70,47 @@ def test_deltas_are_points_ratios_and_speedups(results):
 def test_table_has_one_row_per_variant_with_deltas_vs_fp32(results):
     lines = markdown_table(results).splitlines()
     assert lines[0].startswith("| Variant | f1 | Δ f1 (pts) | Size MB |")
+    assert "| Param mem MB | Device | Latency b1 ms |" in lines[0]
     assert "Latency b1 ms" in lines[0] and "Latency b32 ms" in lines[0] and "Agreement" in lines[0]
     assert len(lines) == 2 + 3
     fp32, onnx, bnb = lines[2:]
-    assert fp32.startswith("| fp32 (reference) | 0.8000 | – | 40.00 | 1.00× |")
+    assert fp32.startswith("| fp32 (reference) | 0.8000 | – | 40.00 | 1.00× | 40.00 | cpu |")
     assert onnx.startswith(
-        "| onnx-int8 | 0.7950 | -0.50 | 10.00 | 0.25× | 10.00 | 4.00 | 80.0 | 2.50× | 2.50× | 99.00% |"
+        "| onnx-int8 | 0.7950 | -0.50 | 10.00 | 0.25× | 10.00 | cpu | 4.00 | 80.0 | 2.50× | 2.50× | 99.00% |"
     )
     assert "| -2.00 |" in bnb and "| 0.50× |" in bnb
+
+
+@pytest.fixture
+def two_devices(results):
+    """bnb-4bit ran on CUDA, so the fp32 student was also measured there (faster than on the CPU)."""
+    results["variants"].insert(1, variant("fp32", 0.801, 40.0, 2.0, 8.0, role="student", device="cuda:0"))
+    results["variants"][-1]["device"] = "cuda:0"
+    return results
+
+
+def test_each_row_is_compared_with_the_fp32_reference_on_its_own_device(two_devices):
+    cpu_fp32, cuda_fp32, onnx, bnb = two_devices["variants"]
+    assert reference_for(onnx, two_devices["variants"]) is cpu_fp32
+    assert reference_for(bnb, two_devices["variants"]) is cuda_fp32
+    assert reference_for(cuda_fp32, two_devices["variants"]) is cuda_fp32
+    rows = markdown_table(two_devices).splitlines()[2:]
+    assert rows[0].startswith("| fp32 (reference) | 0.8000 | – | 40.00 | 1.00× | 40.00 | cpu | 10.00 |")
+    assert rows[1].startswith("| fp32 (reference) | 0.8010 | – | 40.00 | 1.00× | 40.00 | cuda:0 | 2.00 |")
+    assert "| cpu | 4.00 | 80.0 | 2.50× | 2.50× |" in rows[2]  # onnx-int8 vs fp32 on the CPU
+    assert (
+        "| -2.10 | 20.00 | 0.50× | 20.00 | cuda:0 | 20.00 | 400.0 | 0.10× | 0.02× |" in rows[3]
+    )  # vs CUDA fp32
+
+
+def test_a_row_without_a_same_device_reference_falls_back_to_the_primary_one(two_devices):
+    """Old results.json files have no devices at all; a stray device has no reference of its own."""
+    cpu_fp32 = two_devices["variants"][0]
+    assert reference_for({"name": "x", "device": "mps:0"}, two_devices["variants"]) is cpu_fp32
+    for row in two_devices["variants"]:
+        del row["device"]
+    assert reference_for(two_devices["variants"][3], two_devices["variants"]) is cpu_fp32
+    assert reference_for(cpu_fp32, []) is None
 
 
 def test_unmeasured_values_show_a_dash(results):
@@ -83,6 +126,7 @@ def test_report_names_violations_loudly(results):
     assert "FAILED: metric drop above 1.0 points" in text
     assert "`bnb-4bit` lost 2.00 points" in text
     assert "median of 20 runs after 3 warm-up" in text
+    assert "on the row's Device" in text and "fp32 student on the same device" in text
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -97,6 +141,10 @@ def test_write_report_writes_json_markdown_and_png_without_touching_the_backend(
     assert paths["markdown"].read_text().startswith("# Quantization report")
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.get_backend() == backend
+
+
+def test_plot_of_several_devices_is_drawn(two_devices, tmp_path):
+    assert plot_pareto(two_devices, tmp_path / "pareto.png").stat().st_size > 0
 
 
 def test_plot_copes_with_missing_latency(results, tmp_path):

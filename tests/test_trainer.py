@@ -108,7 +108,11 @@ def test_saved_student_is_plain_and_round_trips_with_identical_logits(btc_task, 
     batch = tokenizer(["Obama visits Paris today"], return_tensors="pt")
     trainer.student.eval()
     with torch.no_grad():
-        assert torch.equal(trainer.student(**batch).logits, reloaded(**batch).logits)
+        # Same weights; the trained copy may use eager attention (for the attention loss) and the
+        # reloaded one SDPA, so equality is up to float rounding.
+        torch.testing.assert_close(
+            trainer.student(**batch).logits, reloaded(**batch).logits, rtol=0, atol=1e-5
+        )
 
 
 def test_evaluation_reports_entity_f1(btc_task, minilm_tokenizer, tmp_path):

@@ -7,7 +7,8 @@
 Methods (see `METHODS`): onnx-fp32, onnx-int8, onnx-int8-static, bnb-8bit, bnb-4bit (nf4),
 bnb-4bit-fp4, torch-int8. Backends are imported only when their method is used, so a missing optional
 package fails with an ImportError naming the pip package to install, and `import hfkdq.quantization`
-stays cheap.
+stays cheap. `method_device` says where a method's variant runs, so it can be compared with an fp32
+model on the same device (a CPU fp32 model against a CUDA int8 model measures the GPU, not the method).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ _ONNX_REQUIRES = (
     ("optimum.onnxruntime", "optimum-onnx[onnxruntime]"),
 )
 _BNB_REQUIRES = (("bitsandbytes", "bitsandbytes"),)
+BACKEND_DEVICE = "backend"
+"""`QuantizationMethod.device` value: the backend's `default_device()` (or a `device` option) decides."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ class QuantizationMethod:
     requires: tuple[tuple[str, str], ...] = ()
     """(import name, pip package) pairs."""
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    """Where the loaded variant runs: a fixed torch device, or `BACKEND_DEVICE` when it depends on the
+    machine (bitsandbytes: CUDA when available). ONNX Runtime variants are loaded with the
+    CPUExecutionProvider and torch-int8 kernels exist for CPU only, hence the "cpu" default."""
 
 
 METHODS: dict[str, QuantizationMethod] = {
@@ -69,7 +76,13 @@ METHODS: dict[str, QuantizationMethod] = {
             _ONNX_REQUIRES,
         ),
         QuantizationMethod(
-            "bnb-8bit", "bnb", "quantize_bnb", "bitsandbytes LLM.int8, head fp32", _BNB_REQUIRES, {"bits": 8}
+            "bnb-8bit",
+            "bnb",
+            "quantize_bnb",
+            "bitsandbytes LLM.int8, head fp32",
+            _BNB_REQUIRES,
+            {"bits": 8},
+            BACKEND_DEVICE,
         ),
         QuantizationMethod(
             "bnb-4bit",
@@ -78,6 +91,7 @@ METHODS: dict[str, QuantizationMethod] = {
             "bitsandbytes 4-bit NF4, head fp32",
             _BNB_REQUIRES,
             {"bits": 4, "quant_type": "nf4"},
+            BACKEND_DEVICE,
         ),
         QuantizationMethod(
             "bnb-4bit-fp4",
@@ -86,6 +100,7 @@ METHODS: dict[str, QuantizationMethod] = {
             "bitsandbytes 4-bit FP4, head fp32",
             _BNB_REQUIRES,
             {"bits": 4, "quant_type": "fp4"},
+            BACKEND_DEVICE,
         ),
         QuantizationMethod(
             "torch-int8",
@@ -100,6 +115,7 @@ _LOADERS = {"onnxruntime": "onnx", "bitsandbytes": "bnb", "torch": "torch_dynami
 _LAZY = {"quantize_and_evaluate": "hfkdq.quantization.workflow"}
 
 __all__ = [
+    "BACKEND_DEVICE",
     "METHODS",
     "CalibrationDataError",
     "MetricDropError",
@@ -110,6 +126,8 @@ __all__ = [
     "available_methods",
     "get_method",
     "load_variant",
+    "method_device",
+    "normalize_device",
     "quantize",
     "quantize_and_evaluate",
     "require_backend",
@@ -143,6 +161,32 @@ def require_backend(method: QuantizationMethod) -> None:
             ) from error
 
 
+def normalize_device(device: str) -> str:
+    """'cuda' -> 'cuda:0', 'cpu' -> 'cpu': one spelling per device, so rows measured on the same device
+    compare equal. An index-less accelerator means index 0, as bitsandbytes' `device_map` places it there."""
+    import torch
+
+    parsed = torch.device(device)
+    if parsed.type == "cpu":
+        return "cpu"
+    return f"{parsed.type}:{0 if parsed.index is None else parsed.index}"
+
+
+def method_device(name: str, options: Mapping[str, Any] | None = None) -> str:
+    """The device (normalized, e.g. 'cpu', 'cuda:0') that a loaded `name` variant runs on.
+
+    Fixed-device methods ignore `options`; for `BACKEND_DEVICE` methods a `device` option (as passed to
+    `quantize`) wins, else the backend's `default_device()` decides. Pass the result to `load_variant`.
+    """
+    entry = get_method(name)
+    if entry.device != BACKEND_DEVICE:
+        return normalize_device(entry.device)
+    requested = (options or {}).get("device")
+    if requested is None:
+        requested = importlib.import_module(f"hfkdq.quantization.{entry.module}").default_device()
+    return normalize_device(str(requested))
+
+
 def quantize(model_dir: str | Path, method: str, output_dir: str | Path, **options: Any) -> Path:
     """Write the `method` variant of the fp32 model in `model_dir` to `output_dir`; return `output_dir`.
 
@@ -161,7 +205,9 @@ def load_variant(directory: str | Path, device: str | None = None):
     """Load any variant written by `quantize` (or a plain fp32 HF directory) ready for inference.
 
     The backend is read from the directory's `hfkdq_quantization.json`; without it the directory is
-    loaded as an fp32 `AutoModelFor...Classification`.
+    loaded as an fp32 `AutoModelFor...Classification`. `device` places fp32 and bitsandbytes models
+    (None: fp32 on CPU, bitsandbytes on its default device); ONNX Runtime and torch-int8 variants run
+    on the CPU whatever it says (see `method_device`).
     """
     directory = Path(directory)
     metadata = read_metadata(directory)

@@ -1,10 +1,16 @@
 """Quantize a student with several methods and measure every variant the same way, in one call.
 
 This is what the CLI's `quantize` command and the recipes' `--quantize` option run:
-fp32 student (and optionally the teacher) -> each method -> load -> evaluate with the training
-metric code -> compare logits with the student (verification.json) -> size, memory, latency ->
-results.json + REPORT.md + pareto.png. With `max_metric_drop` it raises `MetricDropError` (after the
-reports are written) when a variant loses more metric points than allowed, so CI can gate on it.
+fp32 student on every device a variant runs on (and optionally the teacher) -> each method -> load
+-> evaluate with the training metric code -> compare logits with the student (verification.json) ->
+size, memory, latency -> results.json + REPORT.md + pareto.png.
+
+Each variant is compared with the fp32 student measured on its own device (bitsandbytes on CUDA
+against fp32 on CUDA, ONNX Runtime against fp32 on CPU): comparing across devices would credit the
+method with the GPU's speed-up. Every row records its `device`.
+
+With `max_metric_drop` it raises `MetricDropError` (after the reports are written) when a variant
+loses more metric points than allowed, so CI can gate on it.
 """
 
 from __future__ import annotations
@@ -17,12 +23,19 @@ from typing import Any
 
 import torch
 
-from hfkdq.evaluation import EvaluationResult, evaluate, measure_costs
-from hfkdq.quantization import get_method, inspect_model_dir, load_variant, quantize, require_backend
+from hfkdq.evaluation import EvaluationResult, evaluate, measure_costs, runtime_device
+from hfkdq.quantization import (
+    get_method,
+    inspect_model_dir,
+    load_variant,
+    method_device,
+    quantize,
+    require_backend,
+)
 from hfkdq.quantization.artifacts import check_output_dir
 from hfkdq.quantization.errors import CalibrationDataError, MetricDropError
 from hfkdq.quantization.verify import compare_predictions, write_verification
-from hfkdq.report import deltas, markdown_table, write_report
+from hfkdq.report import deltas, markdown_table, reference_for, write_report
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +70,44 @@ def choose_main_metric(metrics: Mapping[str, float], requested: str | None = Non
     return sorted(metrics)[0]
 
 
+def reference_devices(variant_devices: Iterable[str]) -> list[str]:
+    """The devices the fp32 reference must be measured on: each one a variant runs on, CPU first.
+
+    The first is the primary reference (`rows[0]`, the teacher's device). CPU comes first when any
+    variant needs it, as before devices were tracked; without variants the reference runs on CPU.
+    """
+    devices = list(dict.fromkeys(variant_devices)) or ["cpu"]
+    return sorted(devices, key=lambda device: device != "cpu")
+
+
 def _row(
-    name: str, role: str, method: str, path: Path, result: EvaluationResult, costs: dict[str, Any]
+    name: str,
+    role: str,
+    method: str,
+    path: Path,
+    device: str,
+    result: EvaluationResult,
+    costs: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "name": name,
         "role": role,
         "method": method,
         "path": str(path),
+        "device": device,
         "metrics": result.metrics,
         "eval_seconds": result.seconds,
         **costs,
         "verification": None,
     }
+
+
+def _placed_on(model: Any, requested: str, what: str) -> str:
+    """The device `model` really runs on; a warning if that is not the `requested` one."""
+    device = runtime_device(model)
+    if device != requested:
+        logger.warning("%s was meant to run on %s but runs on %s (reported as such)", what, requested, device)
+    return device
 
 
 def _release(model: Any) -> None:
@@ -128,6 +166,11 @@ def quantize_and_evaluate(
 ) -> dict[str, Any]:
     """Write `output_dir/<method>/` per method plus results.json, REPORT.md, pareto.png; return the results.
 
+    The fp32 student is evaluated and timed on every device a variant runs on (`method_device`), one
+    "fp32" row per device, the primary (CPU when used) first; the teacher runs on the primary device.
+    All of a row's deltas (metric points, size/memory ratios, speed-ups), its verification and the
+    `max_metric_drop` gate are against the fp32 row on the row's own device (`reference_for`): metrics
+    barely depend on the device, but one rule keeps device noise out of every comparison.
     `eval_dataset` is tokenized (input_ids, attention_mask, (token_type_ids), labels) and padded per
     batch by `data_collator`; `compute_metrics(EvalPrediction)` is the training metric code.
     `calibration_dataset` (tokenized training examples) feeds static quantization.
@@ -147,21 +190,27 @@ def quantize_and_evaluate(
             model, directory, latency_batch_sizes, latency_seq_len, latency_repeats, latency_warmup
         )
 
-    logger.info("Evaluating the fp32 student %s", student.path)
-    reference_model = load_variant(student.path)
-    reference = evaluate(reference_model, eval_dataset, data_collator, compute_metrics, batch_size)
-    rows = [_row("fp32", "student", "fp32", student.path, reference, measure(reference_model, student.path))]
-    device = str(next(reference_model.parameters()).device)
-    _release(reference_model)
-    metric = choose_main_metric(reference.metrics, main_metric)
+    devices = {name: method_device(name, method_options.get(name)) for name in names}
+    rows: list[dict[str, Any]] = []
+    reference_predictions = {}
+    for device in reference_devices(devices.values()):
+        logger.info("Evaluating the fp32 student %s on %s", student.path, device)
+        reference_model = load_variant(student.path, device)
+        device = _placed_on(reference_model, device, "The fp32 student")
+        reference = evaluate(reference_model, eval_dataset, data_collator, compute_metrics, batch_size)
+        costs = measure(reference_model, student.path)
+        rows.append(_row("fp32", "student", "fp32", student.path, device, reference, costs))
+        reference_predictions.setdefault(device, reference.predictions)
+        _release(reference_model)
+    metric = choose_main_metric(rows[0]["metrics"], main_metric)
 
     if teacher_dir is not None:
         logger.info("Evaluating the teacher %s", teacher_dir)
-        teacher = load_variant(teacher_dir)
+        teacher = load_variant(teacher_dir, rows[0]["device"])
+        device = _placed_on(teacher, rows[0]["device"], "The teacher")
         result = evaluate(teacher, eval_dataset, data_collator, compute_metrics, batch_size)
-        rows.append(
-            _row("teacher", "teacher", "fp32", Path(teacher_dir), result, measure(teacher, Path(teacher_dir)))
-        )
+        costs = measure(teacher, Path(teacher_dir))
+        rows.append(_row("teacher", "teacher", "fp32", Path(teacher_dir), device, result, costs))
         _release(teacher)
 
     for name in names:
@@ -170,17 +219,21 @@ def quantize_and_evaluate(
             options.setdefault("calibration_dataset", calibration_dataset)
         logger.info("Quantizing with %s", name)
         variant_dir = quantize(student.path, name, output_dir / name, overwrite=overwrite, **options)
-        variant = load_variant(variant_dir)
+        variant = load_variant(variant_dir, devices[name])
+        device = _placed_on(variant, devices[name], name)
         result = evaluate(variant, eval_dataset, data_collator, compute_metrics, batch_size)
-        row = _row(name, "variant", name, variant_dir, result, measure(variant, variant_dir))
-        row["verification"] = compare_predictions(reference.predictions, result.predictions)
+        row = _row(name, "variant", name, variant_dir, device, result, measure(variant, variant_dir))
+        reference = reference_for(row, rows)
+        row["verification"] = compare_predictions(
+            reference_predictions[reference["device"]], result.predictions
+        )
         write_verification(variant_dir, row["verification"], reference=student.path)
         rows.append(row)
         _release(variant)
-        logger.info("%s: %s=%.4f", name, metric, result.metrics.get(metric, float("nan")))
+        logger.info("%s on %s: %s=%.4f", name, device, metric, result.metrics.get(metric, float("nan")))
 
     for row in rows:
-        row["deltas"] = deltas(row, rows[0], metric)
+        row["deltas"] = deltas(row, reference_for(row, rows), metric)
     violations = []
     if max_metric_drop is not None:
         for row in rows:
@@ -201,7 +254,6 @@ def quantize_and_evaluate(
             "repeats": latency_repeats,
             "warmup": latency_warmup,
             "torch_threads": torch.get_num_threads(),
-            "device": device,
         },
         "max_metric_drop": max_metric_drop,
         "violations": violations,
@@ -215,7 +267,9 @@ def quantize_and_evaluate(
             for item in violations
         ]
         raise MetricDropError(
-            "METRIC DROP ABOVE THE ALLOWED MAXIMUM vs the fp32 student:\n  " + "\n  ".join(lines), results
+            "METRIC DROP ABOVE THE ALLOWED MAXIMUM vs the fp32 student (same device):\n  "
+            + "\n  ".join(lines),
+            results,
         )
     return results
 
