@@ -104,15 +104,14 @@ class DistillationTrainer(Trainer):
         self.is_regression = model.config.num_labels == 1
         self.layer_pairs = self._resolve_layer_pairs(model, teacher_model, args)
         self.hidden_pairs = self._hidden_pairs(args) if args.hidden_weight > 0 else []
-        hidden_pairs = self.hidden_pairs
         if args.attention_weight > 0:
             for network in (model, teacher_model):
                 use_eager_attention(network)
             disable_attention_dropout(model)
         wrapper = StudentWithProjections(
             model,
-            self._make_projections(model, teacher_model, hidden_pairs),
-            hidden_pairs,
+            self._make_projections(model, teacher_model, self.hidden_pairs),
+            self.hidden_pairs,
             args.attention_weight > 0,
         )
         super().__init__(model=wrapper, args=args, **kwargs)
