@@ -1,5 +1,6 @@
 """`hfkdq` command line: one argparse subcommand per workflow step.
 
+    hfkdq distill ner recipes/configs/ner_btc_minilm.yaml --output_dir outputs/ner
     hfkdq quantize outputs/student --methods onnx-int8,bnb-8bit,bnb-4bit,torch-int8 \\
         --output_dir outputs/quantized --max_metric_drop 1.0
 
@@ -165,7 +166,36 @@ def run_quantize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", choices=("ner", "glue"), help="Which recipe: NER (CoNLL) or GLUE.")
+    parser.add_argument(
+        "recipe_args",
+        nargs=argparse.REMAINDER,
+        help="[config.yaml] [--flag value ...]: exactly the flags of recipes/distill_bert_<task>.py.",
+    )
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    """The recipes as a subcommand, so an installed package distills without a checkout of recipes/."""
+    from hfkdq.pipeline import run_recipe
+
+    if args.task == "ner":
+        from hfkdq.tasks.ner import NerDataArguments as data_arguments
+        from hfkdq.tasks.ner import build_ner_task as build_task
+    else:
+        from hfkdq.tasks.glue import GlueDataArguments as data_arguments
+        from hfkdq.tasks.glue import build_glue_task as build_task
+    run_recipe(data_arguments, build_task, list(args.recipe_args))
+    return EXIT_OK
+
+
 SUBCOMMANDS: list[Subcommand] = [
+    Subcommand(
+        "distill",
+        "Fine-tune or load a teacher, distill a student, evaluate both (the NER or GLUE recipe).",
+        _add_distill_arguments,
+        run_distill,
+    ),
     Subcommand(
         "quantize",
         "Quantize a saved student with several methods, evaluate and benchmark every variant.",

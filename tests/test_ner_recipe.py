@@ -142,3 +142,22 @@ def test_unknown_quantization_method_fails_before_training(recipe, tiny_teacher_
             ]
         )
     assert not output_dir.exists()
+
+
+def test_hfkdq_distill_subcommand_runs_the_same_recipe(tiny_teacher_dir, tmp_path):
+    from hfkdq.cli import main
+
+    output_dir = tmp_path / "run"
+    status = main(
+        [
+            "distill",
+            "ner",
+            CONFIG,
+            "--teacher_name_or_path",
+            str(tiny_teacher_dir),
+            "--output_dir",
+            str(output_dir),
+        ]
+    )
+    assert status == 0
+    assert json.loads((output_dir / "results.json").read_text())["student"]["num_layers"] == 2
