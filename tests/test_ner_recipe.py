@@ -12,6 +12,11 @@ from hfkdq.data.conll import CoNLLFormatError
 CONFIG = str(TEST_DATA / "ner_recipe_tiny.yaml")
 
 
+def flags(teacher, output_dir, *extra: str) -> list[str]:
+    """The tiny experiment file, a teacher, an output directory, and any further recipe flags."""
+    return [CONFIG, "--teacher_name_or_path", str(teacher), "--output_dir", str(output_dir), *extra]
+
+
 @pytest.fixture(scope="module")
 def recipe():
     spec = importlib.util.spec_from_file_location(
@@ -26,9 +31,7 @@ def test_recipe_fine_tunes_the_teacher_distills_and_saves_a_loadable_student(
     recipe, tiny_teacher_dir, tmp_path
 ):
     output_dir = tmp_path / "run"
-    results = recipe.main(
-        [CONFIG, "--teacher_name_or_path", str(tiny_teacher_dir), "--output_dir", str(output_dir)]
-    )
+    results = recipe.main(flags(tiny_teacher_dir, output_dir))
 
     saved = json.loads((output_dir / "results.json").read_text())
     assert saved["teacher"]["metrics"].keys() == saved["student"]["metrics"].keys() == {"validation", "test"}
@@ -48,11 +51,9 @@ def test_recipe_fine_tunes_the_teacher_distills_and_saves_a_loadable_student(
 
 def test_recipe_loads_an_already_fine_tuned_teacher_without_retraining(recipe, tiny_teacher_dir, tmp_path):
     first = tmp_path / "first"
-    recipe.main([CONFIG, "--teacher_name_or_path", str(tiny_teacher_dir), "--output_dir", str(first)])
+    recipe.main(flags(tiny_teacher_dir, first))
     second = tmp_path / "second"
-    results = recipe.main(
-        [CONFIG, "--teacher_name_or_path", str(first / "teacher"), "--output_dir", str(second)]
-    )
+    results = recipe.main(flags(first / "teacher", second))
     assert results["teacher"]["name_or_path"] == str(first / "teacher")
     assert not (second / "teacher").exists()
 
@@ -67,7 +68,7 @@ def test_teacher_fine_tuned_for_other_labels_is_rejected_before_any_output(
     minilm_tokenizer.save_pretrained(wrong)
     output_dir = tmp_path / "run"
     with pytest.raises(ValueError, match="predicts labels .* but the dataset has"):
-        recipe.main([CONFIG, "--teacher_name_or_path", str(wrong), "--output_dir", str(output_dir)])
+        recipe.main(flags(wrong, output_dir))
     assert not output_dir.exists()
 
 
@@ -77,17 +78,7 @@ def test_malformed_conll_names_file_and_line_before_any_output(recipe, tiny_teac
     output_dir = tmp_path / "run"
     with pytest.raises(CoNLLFormatError, match=r"broken.conll:2"):
         recipe.main(
-            [
-                CONFIG,
-                "--teacher_name_or_path",
-                str(tiny_teacher_dir),
-                "--output_dir",
-                str(output_dir),
-                "--train_file",
-                str(broken),
-                "--validation_file",
-                str(broken),
-            ]
+            flags(tiny_teacher_dir, output_dir, "--train_file", str(broken), "--validation_file", str(broken))
         )
     assert not output_dir.exists()
 
@@ -108,19 +99,7 @@ def test_yaml_keys_and_flags_share_one_namespace_and_flags_win(recipe):
 
 def test_recipe_quantizes_the_student_when_asked(recipe, tiny_teacher_dir, tmp_path):
     output_dir = tmp_path / "run"
-    recipe.main(
-        [
-            CONFIG,
-            "--teacher_name_or_path",
-            str(tiny_teacher_dir),
-            "--output_dir",
-            str(output_dir),
-            "--quantize",
-            "torch-int8",
-            "--max_metric_drop",
-            "100",
-        ]
-    )
+    recipe.main(flags(tiny_teacher_dir, output_dir, "--quantize", "torch-int8", "--max_metric_drop", "100"))
     saved = json.loads((output_dir / "results.json").read_text())
     assert "quantization" in saved
     assert (output_dir / "quantized" / "torch-int8").is_dir()
@@ -130,17 +109,7 @@ def test_recipe_quantizes_the_student_when_asked(recipe, tiny_teacher_dir, tmp_p
 def test_unknown_quantization_method_fails_before_training(recipe, tiny_teacher_dir, tmp_path):
     output_dir = tmp_path / "run"
     with pytest.raises(ValueError, match="onnx-int8"):
-        recipe.main(
-            [
-                CONFIG,
-                "--teacher_name_or_path",
-                str(tiny_teacher_dir),
-                "--output_dir",
-                str(output_dir),
-                "--quantize",
-                "int3",
-            ]
-        )
+        recipe.main(flags(tiny_teacher_dir, output_dir, "--quantize", "int3"))
     assert not output_dir.exists()
 
 

@@ -1,7 +1,7 @@
 """The official GLUE metrics, computed offline with scikit-learn and SciPy.
 
-`evaluate.load("glue", ...)` downloads its script from the Hub, which many machines running this
-toolkit cannot reach; these pure functions give the same numbers (same key names as the Hub metric
+The Hub's GLUE metric script is downloaded at run time, which many machines running this toolkit
+cannot do; these pure functions give the same numbers (same key names as the Hub metric
 and `run_glue.py`, so results stay comparable) with no network access.
 """
 
