@@ -233,6 +233,7 @@ def prepare_teacher(
         eval_strategy="no",
         load_best_model_at_end=False,
         resume_from_checkpoint=None,
+        push_to_hub=False,  # the student is what a run publishes
     )
     teacher_trainer = Trainer(
         model=teacher,
