@@ -134,31 +134,18 @@ def _ner_task(
 def _glue_task(
     name: str, tokenizer: Any, files: dict[str, str] | None, max_seq_length: int, max_eval_samples: int | None
 ):
-    from hfkdq.data.glue import (
-        get_glue_task,
-        glue_data_collator,
-        glue_eval_splits,
-        load_glue_dataset,
-        prepare_glue_features,
-    )
-    from hfkdq.metrics.glue import build_glue_compute_metrics, main_metric_name
-    from hfkdq.tasks import TaskData
+    from hfkdq.data.glue import get_glue_task, load_glue_dataset
+    from hfkdq.tasks.glue import glue_task_data
 
     glue = get_glue_task(name)
     raw = load_glue_dataset(glue, data_files=files)
     for split in raw:
         if split != "train" and max_eval_samples is not None and len(raw[split]) > max_eval_samples:
             raw[split] = raw[split].select(range(max_eval_samples))
-    features = prepare_glue_features(raw, tokenizer, glue, max_seq_length)
-    return TaskData(
-        features=features,
-        label_names=list(glue.label_names) if glue.label_names is not None else None,
-        head="sequence",
-        data_collator=glue_data_collator(tokenizer),
-        compute_metrics=build_glue_compute_metrics(glue),
-        main_metric=main_metric_name(glue),
-        eval_splits=glue_eval_splits(glue, features) or [s for s in features if s != "train"],
-        problem_type="regression" if glue.is_regression else "single_label_classification",
+    data = glue_task_data(glue, raw, tokenizer, max_seq_length)
+    # Any non-training split a user named (e.g. --eval_split dev) is evaluable here.
+    return replace(
+        data, eval_splits=data.eval_splits or [split for split in data.features if split != "train"]
     )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from datasets import DatasetDict
 from transformers import PreTrainedTokenizerBase
 
 from hfkdq.data.glue import (
+    GlueTask,
     get_glue_task,
     glue_data_collator,
     glue_eval_splits,
@@ -107,7 +109,14 @@ def build_glue_task(data_args: GlueDataArguments, tokenizer: PreTrainedTokenizer
         limit = data_args.max_train_samples if split == "train" else data_args.max_eval_samples
         if limit is not None and len(raw[split]) > limit:
             raw[split] = raw[split].select(range(limit))
-    features = prepare_glue_features(raw, tokenizer, task, data_args.max_seq_length)
+    return glue_task_data(task, raw, tokenizer, data_args.max_seq_length)
+
+
+def glue_task_data(
+    task: GlueTask, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_seq_length: int
+) -> TaskData:
+    """Loaded GLUE splits -> `TaskData`; shared by the recipe and the quantize CLI's evaluation data."""
+    features = prepare_glue_features(raw, tokenizer, task, max_seq_length)
     eval_splits = glue_eval_splits(task, features)
     # A labelled test split is evaluated as well; an unlabelled one (GLUE's own) has no `labels`.
     eval_splits += [
