@@ -11,14 +11,17 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, set_seed
 
 from hfkdq.config import DistillationArguments
+from hfkdq.recipe_args import parse_recipe_args
 from hfkdq.resources import resolve_model_name_or_path
 from hfkdq.students import count_parameters, head_class_for, load_student, make_student
 from hfkdq.tasks import TaskData
@@ -105,14 +108,18 @@ def run_experiment(
         train_dataset=task.train_dataset,
         eval_dataset=task.features[task.eval_splits[0]] if task.eval_splits else None,
         processing_class=tokenizer,
-        teacher_processing_class=tokenizer,
         data_collator=task.data_collator,
         compute_metrics=task.compute_metrics,
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     save_model_atomically(trainer, output_dir / "student")
 
-    teacher_evaluator = _evaluator(teacher, training_args, task, tokenizer)
+    # Both models go through the same plain evaluation loop: comparable losses (the student's is
+    # its own task loss, not the distillation loss) and no teacher forward pass per student batch.
+    evaluators = {
+        "teacher": _evaluator(teacher, training_args, task, tokenizer),
+        "student": _evaluator(trainer.student, training_args, task, tokenizer),
+    }
     results: dict[str, Any] = {
         "task": {"head": task.head, "labels": task.label_names, "main_metric": task.main_metric},
         "teacher": {
@@ -149,7 +156,7 @@ def run_experiment(
     }
     for split in task.eval_splits:
         dataset = task.features[split]
-        for role, evaluator in (("teacher", teacher_evaluator), ("student", trainer)):
+        for role, evaluator in evaluators.items():
             prediction = evaluator.predict(dataset, metric_key_prefix=split)
             metrics = {key.removeprefix(f"{split}_"): value for key, value in prediction.metrics.items()}
             results[role]["metrics"][split] = metrics
@@ -198,7 +205,7 @@ def prepare_teacher(
 ) -> tuple[PreTrainedModel, str]:
     """Load a teacher fine-tuned for the task's labels, or fine-tune the given encoder first."""
     source = resolve_model_name_or_path(model_args.teacher_name_or_path)
-    head_class = head_class_for("token_classification" if task.head == "token" else "sequence")
+    head_class = head_class_for(task.head)
     config = AutoConfig.from_pretrained(source)
     state = teacher_head_state(config, task)
     if model_args.teacher_finetune not in ("auto", "always", "never"):
@@ -221,7 +228,7 @@ def prepare_teacher(
         )
 
     logger.info("Fine-tuning teacher %s on the task first.", source)
-    extra = {"problem_type": "regression"} if task.label_names is None else {}
+    extra = {"problem_type": task.problem_type} if task.problem_type else {}
     teacher = head_class.from_pretrained(source, num_labels=task.num_labels, **task.label_maps(), **extra)
     teacher_dir = Path(training_args.output_dir) / "teacher"
     teacher_args = dataclasses.replace(
@@ -327,12 +334,6 @@ def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = N
 
     Recipes differ only in their data arguments and task builder, so both share this entry point.
     """
-    import sys
-
-    import transformers
-
-    from hfkdq.recipe_args import parse_recipe_args
-
     model_args, data_args, training_args = parse_recipe_args(
         (ModelArguments, data_arguments_type, DistillationArguments), argv
     )

@@ -100,10 +100,10 @@ def make_student(
     return student.to(next(teacher.parameters()).device)
 
 
-def head_class_for(model_or_task: PreTrainedModel | str):
-    """The Auto class of the teacher's head: token or sequence classification."""
-    name = model_or_task if isinstance(model_or_task, str) else type(model_or_task).__name__
-    if "TokenClassification" in name or name in ("token_classification", "ner"):
+def head_class_for(model_or_head: PreTrainedModel | str):
+    """The Auto class of a model's head, or of a `TaskData.head` ("token" or "sequence")."""
+    name = model_or_head if isinstance(model_or_head, str) else type(model_or_head).__name__
+    if "TokenClassification" in name or name == "token":
         return AutoModelForTokenClassification
     return AutoModelForSequenceClassification
 
