@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "DistillationArguments": "hfkdq.config",
     "DistillationTrainer": "hfkdq.trainer",
-    "StudentWithProjections": "hfkdq.trainer",
+    "StudentWithProjections": "hfkdq.distillation_model",
     "make_student": "hfkdq.students",
     "load_student": "hfkdq.students",
     "resolve_layer_map": "hfkdq.layer_map",
@@ -39,10 +39,11 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from hfkdq.config import DistillationArguments
+    from hfkdq.distillation_model import StudentWithProjections
     from hfkdq.layer_map import resolve_layer_map
     from hfkdq.losses import attention_loss, hidden_state_loss, kd_loss, regression_kd_loss
     from hfkdq.students import load_student, make_student
-    from hfkdq.trainer import DistillationTrainer, StudentWithProjections
+    from hfkdq.trainer import DistillationTrainer
 
 
 def __getattr__(name: str):

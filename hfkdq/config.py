@@ -1,7 +1,8 @@
 """`DistillationArguments`: every `TrainingArguments` flag, plus what distillation needs.
 
 Subclassing `TrainingArguments` keeps `HfArgumentParser`, YAML/JSON configs, `accelerate launch`
-and every Trainer flag working unchanged; the distillation knobs sit beside them.
+and every Trainer flag working unchanged; the distillation knobs sit beside them. The loss weights,
+their defaults and help, and their validation come from the table in `hfkdq.loss_terms`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from hfkdq.layer_map import parse_layer_spec
+from hfkdq.loss_terms import LOSS_TERMS, WEIGHT_FIELDS, hidden_loss_help
+from hfkdq.losses import HIDDEN_DISTANCES
 
-LOSS_WEIGHT_NAMES = ("ce_weight", "kd_weight", "hidden_weight", "attention_weight")
+
+def _weight_field(term_name: str):
+    term = LOSS_TERMS[term_name]
+    return field(default=term.default_weight, metadata={"help": term.help})
 
 
 @dataclass
@@ -22,19 +28,11 @@ class DistillationArguments(TrainingArguments):
     temperature: float = field(
         default=2.0, metadata={"help": "Softmax temperature of the logit KD term (> 0)."}
     )
-    ce_weight: float = field(default=1.0, metadata={"help": "Weight of cross-entropy on the gold labels."})
-    kd_weight: float = field(
-        default=1.0,
-        metadata={"help": "Weight of KL(student/T || teacher/T)·T² (MSE to the teacher for regression)."},
-    )
-    hidden_weight: float = field(
-        default=0.0, metadata={"help": "Weight of the hidden-state loss over the layer map (0 = off)."}
-    )
-    attention_weight: float = field(
-        default=0.0,
-        metadata={"help": "Weight of the attention-distribution KL over the layer map (0 = off)."},
-    )
-    hidden_loss: str = field(default="mse", metadata={"help": "Hidden-state distance: 'mse' or 'cosine'."})
+    ce_weight: float = _weight_field("ce")
+    kd_weight: float = _weight_field("kd")
+    hidden_weight: float = _weight_field("hidden")
+    attention_weight: float = _weight_field("attention")
+    hidden_loss: str = field(default="mse", metadata={"help": hidden_loss_help()})
     layer_map: str = field(
         default="uniform",
         metadata={"help": "Student->teacher layers: 'uniform', 'last', or teacher layers such as '1,3,5'."},
@@ -67,15 +65,37 @@ def validate_distillation_settings(args) -> None:
         or args.temperature <= 0
     ):
         raise ValueError(f"temperature must be a finite number > 0, got {args.temperature!r}")
-    weights = {name: getattr(args, name) for name in LOSS_WEIGHT_NAMES}
-    negative = {name: value for name, value in weights.items() if not math.isfinite(value) or value < 0}
-    if negative:
-        raise ValueError(f"loss weights must be finite and >= 0, got {negative}")
+    weights = {name: getattr(args, name) for name in WEIGHT_FIELDS}
+    invalid = {
+        name: value
+        for name, value in weights.items()
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
+    }
+    if invalid:
+        raise ValueError(f"loss weights must be finite numbers >= 0, got {invalid}")
     if all(value == 0 for value in weights.values()):
         raise ValueError(
-            f"all loss weights are 0 ({', '.join(LOSS_WEIGHT_NAMES)}): nothing would be learned; "
+            f"all loss weights are 0 ({', '.join(WEIGHT_FIELDS)}): nothing would be learned; "
             "set ce_weight=1 for plain fine-tuning or kd_weight>0 to distill"
         )
-    if args.hidden_loss not in ("mse", "cosine"):
-        raise ValueError(f"hidden_loss must be 'mse' or 'cosine', got {args.hidden_loss!r}")
+    if args.hidden_loss not in HIDDEN_DISTANCES:
+        raise ValueError(
+            f"hidden_loss must be one of {', '.join(map(repr, HIDDEN_DISTANCES))}, got {args.hidden_loss!r}"
+        )
     parse_layer_spec(args.layer_map)
+    check_supported_parallelism(args)
+
+
+def check_supported_parallelism(args) -> None:
+    """FSDP and DeepSpeed shard or wrap the student and are not tested with a frozen teacher beside it."""
+    if getattr(args, "fsdp", None):
+        raise ValueError(
+            "DistillationTrainer does not support FSDP yet (--fsdp is set): the teacher would not be sharded "
+            "and checkpoints would not hold a plain student. Use DDP (accelerate launch --multi_gpu) instead."
+        )
+    if getattr(args, "deepspeed", None):
+        raise ValueError(
+            "DistillationTrainer does not support DeepSpeed yet (--deepspeed is set): the teacher would not be "
+            "placed by DeepSpeed and checkpoints would not hold a plain student. Use DDP (accelerate launch "
+            "--multi_gpu) instead."
+        )

@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from hfkdq.losses import attention_loss, hidden_state_loss, kd_loss, regression_kd_loss
+from hfkdq.losses import (
+    attention_loss,
+    cross_entropy_loss,
+    hidden_state_loss,
+    kd_loss,
+    reduce_loss,
+    regression_kd_loss,
+)
 
 
 def test_kd_loss_is_zero_when_student_matches_teacher():
@@ -76,3 +83,47 @@ def test_fully_masked_batch_gives_zero_not_nan():
         torch.randn(2, 3, 4), torch.randn(2, 3, 4), temperature=2.0, mask=torch.zeros(2, 3, dtype=torch.bool)
     )
     assert loss.item() == 0.0
+
+
+def test_kd_loss_is_finite_when_the_teacher_rules_out_a_class_with_minus_inf():
+    teacher = torch.tensor([[2.0, float("-inf"), 0.0]])
+    student = torch.tensor([[1.0, 0.5, 0.0]], requires_grad=True)
+    loss = kd_loss(student, teacher, temperature=2.0)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(student.grad).all()
+    reference = torch.nn.KLDivLoss(reduction="sum")(
+        torch.log_softmax(student.detach() / 2, -1), torch.softmax(teacher / 2, -1)
+    )
+    assert loss.item() == pytest.approx(reference.item() * 4, rel=1e-5)
+
+
+def test_non_finite_values_at_masked_positions_do_not_leak_into_the_loss():
+    teacher = torch.tensor([[[1.0, 0.0], [float("nan"), float("inf")]]])
+    student = torch.tensor([[[0.0, 0.0], [float("nan"), 0.0]]])
+    mask = torch.tensor([[True, False]])
+    assert torch.isfinite(kd_loss(student, teacher, temperature=1.0, mask=mask))
+    hidden = torch.tensor([[[1.0, 1.0], [float("nan"), 1.0]]])
+    assert torch.isfinite(hidden_state_loss(hidden, torch.zeros_like(hidden), mask))
+
+
+def test_half_precision_logits_give_the_float32_loss():
+    student, teacher = torch.randn(4, 6, 5), torch.randn(4, 6, 5)
+    full = kd_loss(student, teacher, temperature=2.0)
+    half = kd_loss(student.half(), teacher.bfloat16(), temperature=2.0)
+    assert half.dtype == torch.float32
+    assert half.item() == pytest.approx(full.item(), rel=2e-2)
+
+
+def test_num_items_divides_the_sum_instead_of_averaging():
+    per_token = torch.tensor([[1.0, 3.0, 100.0]])
+    mask = torch.tensor([[True, True, False]])
+    assert reduce_loss(per_token, mask).item() == pytest.approx(2.0)
+    assert reduce_loss(per_token, mask, num_items=8).item() == pytest.approx(0.5)
+
+
+def test_cross_entropy_matches_the_heads_own_loss_and_ignores_minus_100():
+    logits = torch.randn(2, 4, 3)
+    labels = torch.tensor([[0, 2, -100, 1], [-100, -100, 1, 0]])
+    expected = torch.nn.CrossEntropyLoss()(logits.view(-1, 3), labels.view(-1))
+    assert cross_entropy_loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert cross_entropy_loss(logits, labels, num_items=5).item() == pytest.approx(expected.item(), rel=1e-6)

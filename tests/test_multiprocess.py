@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import REPO_ROOT
 
+from hfkdq.distillation_model import PROJECTION_PREFIX
+
 pytestmark = pytest.mark.slow
 
 
@@ -57,7 +59,7 @@ def test_two_processes_end_with_identical_student_and_projection_weights(tmp_pat
     accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "ddp_distill.py"), str(tmp_path))
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert rank0["world_size"] == rank1["world_size"] == 2
-    assert any(key.startswith("projections.") for key in rank0["state"]), (
+    assert any(key.startswith(PROJECTION_PREFIX) for key in rank0["state"]), (
         "widths differ: projections expected"
     )
     assert rank0["state"].keys() == rank1["state"].keys()

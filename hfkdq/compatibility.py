@@ -1,0 +1,84 @@
+"""What a teacher and a student must share to be compared, and how to make them comparable.
+
+Distillation feeds both models the same input ids and compares them class by class, token by
+token and (for attention) head by head; a mismatch would train silently wrong, so it fails before
+training with a message that names the fix.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from transformers import PreTrainedModel
+
+
+def check_teacher_student_compatible(
+    teacher: PreTrainedModel,
+    student: PreTrainedModel,
+    teacher_tokenizer=None,
+    student_tokenizer=None,
+) -> None:
+    """Fail early when teacher and student cannot be compared token by token or class by class."""
+    if teacher.config.vocab_size != student.config.vocab_size:
+        raise ValueError(
+            f"teacher and student use different vocabularies ({teacher.config.vocab_size} vs "
+            f"{student.config.vocab_size} tokens): distillation feeds both the same input ids, so the "
+            "student must share the teacher's tokenizer"
+        )
+    if teacher_tokenizer is not None and student_tokenizer is not None:
+        if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
+            raise ValueError(
+                "teacher and student tokenizers differ: distillation feeds both the same input ids; "
+                "use the teacher's tokenizer for the student"
+            )
+    if teacher.config.num_labels != student.config.num_labels:
+        raise ValueError(
+            f"teacher predicts {teacher.config.num_labels} labels but the student {student.config.num_labels}; "
+            "build the student with the teacher's label set"
+        )
+    teacher_labels = {int(k): v for k, v in teacher.config.id2label.items()}
+    student_labels = {int(k): v for k, v in student.config.id2label.items()}
+    if teacher.config.num_labels > 1 and teacher_labels != student_labels:
+        raise ValueError(
+            f"teacher id2label {teacher_labels} differs from the student's {student_labels}: logits would be "
+            "compared across different classes"
+        )
+
+
+def check_equal_head_counts(student: PreTrainedModel, teacher: PreTrainedModel) -> None:
+    """Attention maps are compared head by head."""
+    student_heads = student.config.num_attention_heads
+    teacher_heads = teacher.config.num_attention_heads
+    if student_heads != teacher_heads:
+        raise ValueError(
+            f"attention loss needs equal head counts, but the student has {student_heads} heads "
+            f"and the teacher {teacher_heads}: set attention_weight=0 or build the student with "
+            f"{teacher_heads} heads"
+        )
+
+
+def prepare_for_attention_distillation(student: PreTrainedModel, teacher: PreTrainedModel) -> None:
+    """Both models must return attention probabilities, and the student's must stay distributions."""
+    for network in (student, teacher):
+        use_eager_attention(network)
+    disable_attention_dropout(student)
+
+
+def use_eager_attention(model: PreTrainedModel) -> None:
+    """Attention probabilities are only returned by the eager implementation (not SDPA/flash)."""
+    if getattr(model, "_supports_attention_backend", False):
+        model.set_attn_implementation("eager")
+    else:  # transformers 4.x BERT picks its attention class at build time and falls back to eager itself
+        model.config._attn_implementation = "eager"
+
+
+def disable_attention_dropout(model: nn.Module) -> None:
+    """Dropout on attention probabilities zeroes and rescales them, so they stop being distributions.
+
+    The attention KL compares distributions; MiniLM/TinyBERT compare the probabilities before
+    dropout, which HF models do not return, so the student trains without attention dropout.
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Dropout) and "attention" in name and ".output." not in name:
+            module.p = 0.0
+    if hasattr(model.config, "attention_probs_dropout_prob"):
+        model.config.attention_probs_dropout_prob = 0.0
