@@ -7,9 +7,7 @@ two recipes cannot drift apart in how they fine-tune, distill, evaluate or save.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -21,6 +19,7 @@ import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, set_seed
 
 from hfkdq.config import DistillationArguments
+from hfkdq.outputs import save_model_atomically, write_json_atomically
 from hfkdq.recipe_args import parse_recipe_args
 from hfkdq.resources import resolve_model_name_or_path
 from hfkdq.students import count_parameters, head_class_for, load_student, make_student
@@ -282,35 +281,6 @@ def _evaluator(
         data_collator=task.data_collator,
         compute_metrics=task.compute_metrics,
     )
-
-
-def save_model_atomically(trainer: Trainer, final_dir: Path) -> None:
-    """Save into a temporary sibling, then swap it in: an interrupted save leaves no half-written model."""
-    final_dir = Path(final_dir)
-    staging = final_dir.with_name(f".{final_dir.name}.partial")
-    if trainer.is_world_process_zero():
-        shutil.rmtree(staging, ignore_errors=True)
-    trainer.save_model(str(staging))
-    if trainer.is_world_process_zero():
-        _swap_in(staging, final_dir)
-    trainer.accelerator.wait_for_everyone()
-
-
-def _swap_in(staging: Path, final_dir: Path) -> None:
-    retired = final_dir.with_name(f".{final_dir.name}.old")
-    if final_dir.exists():
-        shutil.rmtree(retired, ignore_errors=True)
-        os.replace(final_dir, retired)
-    os.replace(staging, final_dir)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def write_json_atomically(path: Path, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.partial")
-    staging.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(staging, path)
 
 
 def format_summary(results: dict[str, Any], main_metric: str) -> str:

@@ -18,7 +18,7 @@ from hfkdq.quantization import (
     load_variant,
     quantize,
 )
-from hfkdq.quantization.artifacts import atomic_output_dir, read_metadata
+from hfkdq.quantization.artifacts import read_metadata
 from hfkdq.quantization.onnx import detect_cpu_target
 
 
@@ -113,25 +113,6 @@ def test_existing_output_needs_overwrite(student, tmp_path):
     quantize(student, "torch-int8", out, overwrite=True)
     assert not (out / "stale.txt").exists()
     assert read_metadata(out)["method"] == "torch-int8"
-
-
-def test_failed_write_leaves_neither_output_nor_temporary_directory(tmp_path):
-    target = tmp_path / "variant"
-    with pytest.raises(RuntimeError, match="disk full"), atomic_output_dir(target) as staging:
-        (staging / "model.safetensors").write_bytes(b"half")
-        raise RuntimeError("disk full")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_failed_overwrite_keeps_the_previous_output(tmp_path):
-    target = tmp_path / "variant"
-    target.mkdir()
-    (target / "model.onnx").write_text("previous")
-    with pytest.raises(RuntimeError), atomic_output_dir(target, overwrite=True) as staging:
-        (staging / "model.onnx").write_text("half")
-        raise RuntimeError("interrupted")
-    assert (target / "model.onnx").read_text() == "previous"
-    assert [path.name for path in tmp_path.iterdir()] == ["variant"]
 
 
 def test_plain_model_directory_loads_as_fp32(student):

@@ -1,7 +1,6 @@
-"""What every backend shares: reading the fp32 student directory and writing an output directory safely.
+"""What every backend shares: reading the fp32 student directory and describing the variant it writes.
 
-Outputs are built in a temporary sibling directory and renamed into place only when complete, so an
-interrupted or failing run never leaves a half-written model that a later step would load.
+Outputs are written through `hfkdq.outputs.atomic_output_dir` (complete or absent, never half-written).
 Each output carries `hfkdq_quantization.json`, which says how it was made and how to load it.
 """
 
@@ -10,10 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,44 +94,6 @@ def inspect_model_dir(model_dir: str | Path) -> SavedModel:
     if getattr(config, "quantization_config", None):
         raise NotASavedModelError(f"{path} is already quantized (its config has a quantization_config).")
     return SavedModel(path=path, config=config, head=head_of(config, path))
-
-
-def _prepare_target(output_dir: Path, overwrite: bool) -> None:
-    if output_dir.exists() and not overwrite:
-        raise FileExistsError(
-            f"{output_dir} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
-        )
-
-
-def check_output_dir(output_dir: str | Path, overwrite: bool = False) -> Path:
-    """Fail before any work if the output exists and may not be replaced."""
-    output_dir = Path(output_dir)
-    _prepare_target(output_dir, overwrite)
-    return output_dir
-
-
-@contextlib.contextmanager
-def atomic_output_dir(output_dir: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty temporary directory next to `output_dir`; rename it into place on success.
-
-    On an exception the temporary directory is removed and an existing `output_dir` is untouched.
-    The rename is atomic on one filesystem, which is why the temporary directory is a sibling.
-    """
-    output_dir = check_output_dir(output_dir, overwrite)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
-    try:
-        yield staging
-        if output_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
-            os.replace(output_dir, retired / output_dir.name)
-            os.replace(staging, output_dir)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def save_tokenizer(source: str | Path, target: str | Path) -> bool:

@@ -27,10 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hfkdq.outputs import atomic_output_dir, check_output_dir
 from hfkdq.quantization.artifacts import (
     SavedModel,
-    atomic_output_dir,
-    check_output_dir,
     save_tokenizer,
     write_metadata,
 )

@@ -16,10 +16,9 @@ import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from hfkdq.outputs import atomic_output_dir, check_output_dir
 from hfkdq.quantization.artifacts import (
     SavedModel,
-    atomic_output_dir,
-    check_output_dir,
     head_of,
     read_metadata,
     save_tokenizer,

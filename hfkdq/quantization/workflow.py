@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from hfkdq.evaluation import EvaluationResult, evaluate, measure_costs, runtime_device
+from hfkdq.outputs import check_output_dir
 from hfkdq.quantization import (
     get_method,
     inspect_model_dir,
@@ -32,7 +33,6 @@ from hfkdq.quantization import (
     quantize,
     require_backend,
 )
-from hfkdq.quantization.artifacts import check_output_dir
 from hfkdq.quantization.errors import CalibrationDataError, MetricDropError
 from hfkdq.quantization.verify import compare_predictions, write_verification
 from hfkdq.report import deltas, markdown_table, reference_for, write_report
