@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import transformers
-from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, set_seed
+from transformers import AutoTokenizer, PreTrainedModel, Trainer, set_seed
 
 from hfkdq.config import DistillationArguments
 from hfkdq.outputs import save_model_atomically, write_json_atomically
 from hfkdq.recipe_args import parse_recipe_args
+from hfkdq.report import format_summary
 from hfkdq.resources import resolve_model_name_or_path
-from hfkdq.students import count_parameters, head_class_for, load_student, make_student
+from hfkdq.students import count_parameters, load_student, make_student
 from hfkdq.tasks import TaskData
+from hfkdq.teacher import prepare_teacher
 from hfkdq.trainer import DistillationTrainer
 
 logger = logging.getLogger(__name__)
@@ -199,76 +200,6 @@ def quantize_student(
     )
 
 
-def prepare_teacher(
-    model_args: ModelArguments, training_args: DistillationArguments, task: TaskData, tokenizer
-) -> tuple[PreTrainedModel, str]:
-    """Load a teacher fine-tuned for the task's labels, or fine-tune the given encoder first."""
-    source = resolve_model_name_or_path(model_args.teacher_name_or_path)
-    head_class = head_class_for(task.head)
-    config = AutoConfig.from_pretrained(source)
-    state = teacher_head_state(config, task)
-    if model_args.teacher_finetune not in ("auto", "always", "never"):
-        raise ValueError(
-            f"teacher_finetune must be auto, always or never, got {model_args.teacher_finetune!r}"
-        )
-    if state == "mismatch" and model_args.teacher_finetune != "always":
-        raise ValueError(
-            f"teacher {model_args.teacher_name_or_path} predicts labels {_label_list(config)} but the dataset "
-            f"has {task.label_names}: pass a teacher fine-tuned on this label set, or --teacher_finetune always "
-            "to re-train its head"
-        )
-    if state == "match" and model_args.teacher_finetune != "always":
-        logger.info("Teacher %s is already fine-tuned for these labels; loading it.", source)
-        return head_class.from_pretrained(source), source
-    if model_args.teacher_finetune == "never":
-        raise ValueError(
-            f"teacher {model_args.teacher_name_or_path} has no {task.head}-classification head for labels "
-            f"{task.label_names}, and teacher_finetune=never: pass a fine-tuned teacher or allow fine-tuning"
-        )
-
-    logger.info("Fine-tuning teacher %s on the task first.", source)
-    extra = {"problem_type": task.problem_type} if task.problem_type else {}
-    teacher = head_class.from_pretrained(source, num_labels=task.num_labels, **task.label_maps(), **extra)
-    teacher_dir = Path(training_args.output_dir) / "teacher"
-    teacher_args = dataclasses.replace(
-        training_args,
-        output_dir=str(teacher_dir) + "-training",
-        num_train_epochs=model_args.teacher_num_train_epochs or training_args.num_train_epochs,
-        learning_rate=model_args.teacher_learning_rate or training_args.learning_rate,
-        save_strategy="no",
-        eval_strategy="no",
-        load_best_model_at_end=False,
-        resume_from_checkpoint=None,
-        push_to_hub=False,  # the student is what a run publishes
-    )
-    teacher_trainer = Trainer(
-        model=teacher,
-        args=teacher_args,
-        train_dataset=task.train_dataset,
-        processing_class=tokenizer,
-        data_collator=task.data_collator,
-    )
-    teacher_trainer.train()
-    save_model_atomically(teacher_trainer, teacher_dir)
-    if teacher_trainer.is_world_process_zero():
-        shutil.rmtree(teacher_args.output_dir, ignore_errors=True)
-    return teacher_trainer.model, str(teacher_dir)
-
-
-def teacher_head_state(config, task: TaskData) -> str:
-    """'match' (fine-tuned for these labels), 'mismatch' (another label set) or 'none' (no head)."""
-    wanted = "ForTokenClassification" if task.head == "token" else "ForSequenceClassification"
-    if not any(name.endswith(wanted) for name in (config.architectures or [])):
-        return "none"
-    if task.label_names is None:
-        return "match" if config.num_labels == 1 else "mismatch"
-    return "match" if _label_list(config) == list(task.label_names) else "mismatch"
-
-
-def _label_list(config) -> list[str]:
-    return [config.id2label[i] for i in range(config.num_labels)]
-
-
 def _evaluator(
     model: PreTrainedModel, training_args: DistillationArguments, task: TaskData, tokenizer
 ) -> Trainer:
@@ -281,22 +212,6 @@ def _evaluator(
         data_collator=task.data_collator,
         compute_metrics=task.compute_metrics,
     )
-
-
-def format_summary(results: dict[str, Any], main_metric: str) -> str:
-    """Teacher vs student on every evaluated split, one line each."""
-    teacher, student = results["teacher"], results["student"]
-    width = max(16, len(main_metric) + 10)
-    lines = [
-        f"teacher: {teacher['num_layers']} layers, {teacher['num_parameters'] / 1e6:.1f}M params | "
-        f"student: {student['num_layers']} layers, {student['num_parameters'] / 1e6:.1f}M params",
-        f"{'split':<24}{'teacher ' + main_metric:>{width}}{'student ' + main_metric:>{width}}",
-    ]
-    for split, metrics in teacher["metrics"].items():
-        student_value = student["metrics"][split][main_metric]
-        lines.append(f"{split:<24}{metrics[main_metric]:>{width}.4f}{student_value:>{width}.4f}")
-    lines.append(f"wall time: {results['wall_time_s']:.0f} s")
-    return "\n".join(lines)
 
 
 def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Turn measured variants into what a reader compares: a markdown table, JSON, and a Pareto plot.
+"""Turn measured variants into what a reader compares: a markdown table, JSON, and a Pareto plot;
+and a distillation run's teacher-vs-student summary (`format_summary`).
 
 Input is the `results` dict of `hfkdq.quantization.workflow.quantize_and_evaluate` (JSON-safe):
 ``{"main_metric": "f1", "reference": "fp32", "variants": [{"name", "device", "metrics", "size_bytes",
@@ -224,3 +225,19 @@ def write_report(results: dict[str, Any], output_dir: str | Path) -> dict[str, P
     report_path = output_dir / REPORT_FILE
     report_path.write_text(render_markdown(results))
     return {"json": json_path, "markdown": report_path, "plot": plot_pareto(results, output_dir / PLOT_FILE)}
+
+
+def format_summary(results: dict[str, Any], main_metric: str) -> str:
+    """Teacher vs student on every evaluated split, one line each."""
+    teacher, student = results["teacher"], results["student"]
+    width = max(16, len(main_metric) + 10)
+    lines = [
+        f"teacher: {teacher['num_layers']} layers, {teacher['num_parameters'] / 1e6:.1f}M params | "
+        f"student: {student['num_layers']} layers, {student['num_parameters'] / 1e6:.1f}M params",
+        f"{'split':<24}{'teacher ' + main_metric:>{width}}{'student ' + main_metric:>{width}}",
+    ]
+    for split, metrics in teacher["metrics"].items():
+        student_value = student["metrics"][split][main_metric]
+        lines.append(f"{split:<24}{metrics[main_metric]:>{width}.4f}{student_value:>{width}.4f}")
+    lines.append(f"wall time: {results['wall_time_s']:.0f} s")
+    return "\n".join(lines)

@@ -11,14 +11,9 @@ import re
 from collections.abc import Sequence
 
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-    PretrainedConfig,
-    PreTrainedModel,
-)
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
+from hfkdq.heads import auto_class_for, head_of_architectures
 from hfkdq.layer_map import parse_layer_spec, uniform_teacher_layers
 
 
@@ -100,14 +95,6 @@ def make_student(
     return student.to(next(teacher.parameters()).device)
 
 
-def head_class_for(model_or_head: PreTrainedModel | str):
-    """The Auto class of a model's head, or of a `TaskData.head` ("token" or "sequence")."""
-    name = model_or_head if isinstance(model_or_head, str) else type(model_or_head).__name__
-    if "TokenClassification" in name or name == "token":
-        return AutoModelForTokenClassification
-    return AutoModelForSequenceClassification
-
-
 def load_student(
     student: str | PretrainedConfig | PreTrainedModel,
     teacher: PreTrainedModel,
@@ -119,7 +106,8 @@ def load_student(
     """
     if isinstance(student, PreTrainedModel):
         return student
-    head_class = head_class_for(teacher)
+    # A teacher without a token-classification head has a sequence one: the only other head built here.
+    head_class = auto_class_for(head_of_architectures([type(teacher).__name__]) or "sequence")
     label_kwargs = {
         "num_labels": teacher.config.num_labels,
         "id2label": dict(teacher.config.id2label),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hfkdq.heads import auto_class_for, head_of_architectures
 from hfkdq.quantization.errors import NotASavedModelError
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,6 @@ WEIGHT_FILES = (
     "model.safetensors.index.json",
     "pytorch_model.bin.index.json",
 )
-HEADS = {"ForSequenceClassification": "sequence", "ForTokenClassification": "token"}
 
 
 @dataclass(frozen=True)
@@ -41,20 +41,17 @@ class SavedModel:
     def model_type(self) -> str:
         return self.config.model_type
 
-    def auto_class(self):
+    def auto_class(self) -> type:
         """The `AutoModelFor...` class that loads this head."""
-        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
-
-        return AutoModelForTokenClassification if self.head == "token" else AutoModelForSequenceClassification
+        return auto_class_for(self.head)
 
 
 def head_of(config: Any, path: str | Path = "") -> str:
     """'sequence' or 'token', from `config.architectures`, the field `save_pretrained` always writes."""
     architectures = getattr(config, "architectures", None) or []
-    for architecture in architectures:
-        for suffix, head in HEADS.items():
-            if architecture.endswith(suffix):
-                return head
+    head = head_of_architectures(architectures)
+    if head is not None:
+        return head
     raise NotASavedModelError(
         f"{path}: config.json names architectures {architectures}, but quantization needs a sequence- or "
         "token-classification model (…ForSequenceClassification / …ForTokenClassification). Save the student "

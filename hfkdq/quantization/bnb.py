@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hfkdq.heads import auto_class_for
 from hfkdq.outputs import atomic_output_dir, check_output_dir
 from hfkdq.quantization.artifacts import (
     SavedModel,
@@ -176,10 +177,8 @@ def load_bnb(directory: str | Path, head: str, device: str | None = None):
     which changes the logits; fp32 reproduces those of the freshly quantized model.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-    auto_class = AutoModelForTokenClassification if head == "token" else AutoModelForSequenceClassification
-    model = auto_class.from_pretrained(
+    model = auto_class_for(head).from_pretrained(
         Path(directory), device_map=device_map_for(device), dtype=torch.float32
     )
     return model.eval()

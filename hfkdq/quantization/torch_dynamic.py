@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from hfkdq.heads import HEAD_SUFFIXES, auto_class_for
 from hfkdq.outputs import atomic_output_dir, check_output_dir
 from hfkdq.quantization.artifacts import (
     SavedModel,
@@ -45,7 +46,7 @@ Load
 from hfkdq.quantization.torch_dynamic import load_torch_int8
 model = load_torch_int8("{name}")
 ```
-or by hand: build `AutoModelFor{head_class}.from_config(AutoConfig.from_pretrained(dir))`, apply
+or by hand: build `AutoModel{head_class}.from_config(AutoConfig.from_pretrained(dir))`, apply
 `quantize_dynamic` with `{{name: default_dynamic_qconfig for name in quantized_modules}}`, then
 `load_state_dict(torch.load(dir / "{state_dict}", weights_only=True))`.
 """
@@ -112,9 +113,10 @@ def quantize_torch_dynamic(
                 "quantized_engine": torch.backends.quantized.engine,
             },
         )
-        head_class = "TokenClassification" if model.head == "token" else "SequenceClassification"
         (staging / "README.md").write_text(
-            README.format(state_dict=STATE_DICT_FILE, name=output_dir.name, head_class=head_class)
+            README.format(
+                state_dict=STATE_DICT_FILE, name=output_dir.name, head_class=HEAD_SUFFIXES[model.head]
+            )
         )
     return output_dir
 
@@ -122,7 +124,7 @@ def quantize_torch_dynamic(
 def load_torch_int8(directory: str | Path):
     """Rebuild a `torch-int8` variant: fp32 skeleton from the config, same quantization, saved weights."""
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+    from transformers import AutoConfig
 
     directory = Path(directory)
     metadata = read_metadata(directory)
@@ -131,9 +133,7 @@ def load_torch_int8(directory: str | Path):
             f"{directory} is not a torch-int8 variant (no hfkdq_quantization.json with backend 'torch')."
         )
     config = AutoConfig.from_pretrained(directory)
-    head = head_of(config, directory)
-    auto_class = AutoModelForTokenClassification if head == "token" else AutoModelForSequenceClassification
-    skeleton = auto_class.from_config(config, dtype=torch.float32).eval()
+    skeleton = auto_class_for(head_of(config, directory)).from_config(config, dtype=torch.float32).eval()
     model = _quantize(skeleton, metadata["quantized_modules"])
     with warnings.catch_warnings():
         warnings.filterwarnings(
