@@ -1,25 +1,48 @@
-# One entry point for a fresh clone: every target sets the virtualenv up when it is missing.
+# One entry point for a fresh clone: every target sets its virtualenv up when it is missing.
+#   make setup / test       the pinned default stack: transformers 4.57 + the ONNX extra (.ci/constraints-default.txt)
+#   make setup-latest / test-latest
+#                           the newest stack: transformers 5.x, no ONNX extra (.ci/constraints-latest.txt)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hfkdq-installed
+LATEST_VENV ?= .venv-latest
+LATEST_PY := $(LATEST_VENV)/bin/python
+LATEST_STAMP := $(LATEST_VENV)/.hfkdq-installed
 # Nothing in tests or the demo may reach the Hugging Face Hub.
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: setup test demo lint clean
+# Passed as variables: a literal comma would split $(call ...) arguments.
+DEFAULT_EXTRAS := .[onnx,dev]
+LATEST_EXTRAS := .[dev]
+
+.PHONY: setup setup-latest test test-latest demo lint clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# The CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
-	touch $(STAMP)
+setup-latest: $(LATEST_STAMP)
+
+# The CPU wheel of torch first: an unpinned torch would pull a multi-GB CUDA build.
+define make_venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade pip
+	$(1)/bin/python -m pip install -q torch==2.13.0
+	$(1)/bin/python -m pip install -q -c $(2) -e "$(3)"
+	touch $(1)/.hfkdq-installed
+endef
+
+$(STAMP): pyproject.toml .ci/constraints-default.txt
+	$(call make_venv,$(VENV),.ci/constraints-default.txt,$(DEFAULT_EXTRAS))
+
+$(LATEST_STAMP): pyproject.toml .ci/constraints-latest.txt
+	$(call make_venv,$(LATEST_VENV),.ci/constraints-latest.txt,$(LATEST_EXTRAS))
 
 test: setup
 	$(OFFLINE) $(PY) -m pytest -q -rs tests
+
+# Every test that does not need ONNX (those skip, saying so), the 2-process accelerate test included.
+test-latest: setup-latest
+	$(OFFLINE) $(LATEST_PY) -m pytest -q -rs tests
 
 demo: setup
 	$(OFFLINE) $(PY) recipes/distill_bert_ner.py recipes/configs/ner_btc_minilm.yaml
@@ -29,5 +52,5 @@ lint: setup
 	$(VENV)/bin/ruff format --check hfkdq recipes tests benchmarks
 
 clean:
-	rm -rf $(VENV) outputs build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST_VENV) outputs build dist *.egg-info .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
