@@ -11,14 +11,12 @@ from conftest import SHARED_DATA, TEST_DATA, requires_shared_data
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 
 from hfkdq.data.glue import (
-    GLUE_TASKS,
-    GlueTask,
-    get_glue_task,
     glue_data_collator,
     glue_eval_splits,
     load_glue_dataset,
     prepare_glue_features,
 )
+from hfkdq.glue_tasks import GLUE_TASKS, GlueTask, get_glue_task
 
 SST2 = SHARED_DATA / "glue" / "sst2"
 RTE = SHARED_DATA / "glue" / "rte"

@@ -23,7 +23,7 @@ from transformers import (
     BertModel,
 )
 
-from hfkdq.data.glue import GLUE_TASKS
+from hfkdq.glue_tasks import GLUE_TASKS
 from hfkdq.recipe_args import parse_recipe_args
 
 RECIPE = REPO_ROOT / "recipes" / "distill_bert_glue.py"

@@ -8,14 +8,8 @@ from dataclasses import dataclass, field
 from datasets import DatasetDict
 from transformers import PreTrainedTokenizerBase
 
-from hfkdq.data.glue import (
-    GlueTask,
-    get_glue_task,
-    glue_data_collator,
-    glue_eval_splits,
-    load_glue_dataset,
-    prepare_glue_features,
-)
+from hfkdq.data.glue import glue_data_collator, glue_eval_splits, load_glue_dataset, prepare_glue_features
+from hfkdq.glue_tasks import GlueTask, get_glue_task
 from hfkdq.metrics.glue import build_glue_compute_metrics, main_metric_name
 from hfkdq.tasks import TaskData
 
