@@ -116,13 +116,13 @@ def _onnx_options(args: argparse.Namespace, method: str) -> dict:
 def run_quantize(args: argparse.Namespace) -> int:
     """Quantize with every method, evaluate each on the task's held-out split, report, gate on the drop."""
     from hfkdq.quantization.errors import MetricDropError
-    from hfkdq.quantization.eval_data import load_evaluation_data
     from hfkdq.quantization.workflow import (
         STATIC_METHODS,
         parse_methods,
         quantize_and_evaluate,
         summary_table,
     )
+    from hfkdq.tasks.evaluation_data import load_evaluation_data
 
     methods = parse_methods(args.methods)
     data = load_evaluation_data(

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from transformers import EvalPrediction
 
+from hfkdq.devices import normalize_device
+
 IGNORE_INDEX = -100
 INPUT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".onnx_data", ".pt", ".pth")
@@ -74,8 +76,6 @@ def runtime_device(model: Any) -> str:
     Unlike `model_device` (where inputs go), an ONNX Runtime model reports its execution provider's
     device, so a CUDA session is not mistaken for a CPU one in a report.
     """
-    from hfkdq.quantization import normalize_device
-
     device = model.device if is_onnx_model(model) else next(model.parameters()).device
     return normalize_device(str(device))
 

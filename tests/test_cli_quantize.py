@@ -14,7 +14,7 @@ from transformers import BertForSequenceClassification, BertForTokenClassificati
 import hfkdq.quantization.workflow as workflow
 from hfkdq.cli import EXIT_ERROR, EXIT_METRIC_DROP, EXIT_OK, build_parser, main
 from hfkdq.quantization import load_variant
-from hfkdq.quantization.eval_data import load_evaluation_data
+from hfkdq.tasks.evaluation_data import load_evaluation_data
 
 BTC_LABELS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 FAST = [

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_quantization_support import save_tiny_model
+from quantization_helpers import save_tiny_model
 
 from hfkdq.quantization import (
     METHODS,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hfkdq.devices import normalize_device
 from hfkdq.quantization.artifacts import head_of, inspect_model_dir, read_metadata
 from hfkdq.quantization.errors import (
     CalibrationDataError,
@@ -159,17 +160,6 @@ def require_backend(method: QuantizationMethod) -> None:
                 f"Quantization method {method.name!r} needs the Python package {package!r}, which cannot be "
                 f"imported ({error}). Install it with: pip install '{package}'"
             ) from error
-
-
-def normalize_device(device: str) -> str:
-    """'cuda' -> 'cuda:0', 'cpu' -> 'cpu': one spelling per device, so rows measured on the same device
-    compare equal. An index-less accelerator means index 0, as bitsandbytes' `device_map` places it there."""
-    import torch
-
-    parsed = torch.device(device)
-    if parsed.type == "cpu":
-        return "cpu"
-    return f"{parsed.type}:{0 if parsed.index is None else parsed.index}"
 
 
 def method_device(name: str, options: Mapping[str, Any] | None = None) -> str:

@@ -5,6 +5,9 @@ same `TaskData` the training recipes build, so a quantized variant is scored by 
 code its student was selected with. Recipes that already hold a `TaskData` skip this and call
 `quantize_and_evaluate` directly.
 
+It lives with the tasks, not in `hfkdq.quantization`: it is task data, which any evaluation of a saved
+model can use.
+
 NER labels are re-mapped to the model's `id2label` by name: label ids derived from a different set of
 files can be ordered differently, and scoring with mismatched ids would be silently wrong.
 """
@@ -134,7 +137,8 @@ def _ner_task(
 def _glue_task(
     name: str, tokenizer: Any, files: dict[str, str] | None, max_seq_length: int, max_eval_samples: int | None
 ):
-    from hfkdq.data.glue import get_glue_task, load_glue_dataset
+    from hfkdq.data.glue import load_glue_dataset
+    from hfkdq.glue_tasks import get_glue_task
     from hfkdq.tasks.glue import glue_task_data
 
     glue = get_glue_task(name)
@@ -176,8 +180,7 @@ def load_evaluation_data(
             f"{model.path} is a sequence-classification model: name its GLUE task (--task sst2, ...)."
         )
     if (task == NER_TASK) != (model.head == "token"):
-        kind = "token" if model.head == "token" else "sequence"
-        raise ValueError(f"Task {task!r} does not fit {model.path}, a {kind}-classification model.")
+        raise ValueError(f"Task {task!r} does not fit {model.path}, a {model.head}-classification model.")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model.path))
     except (OSError, ValueError) as error:
