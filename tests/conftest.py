@@ -6,11 +6,14 @@ Tests never download: models come from configs (or the packaged MiniLM), data fr
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from packaging.version import Version
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -28,6 +31,31 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 requires_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(),
     reason=f"needs the real datasets in {SHARED_DATA} (present in CI, absent from a user's clone)",
+)
+
+
+def onnx_extra_installed() -> bool:
+    """Whether the ONNX extra (optimum-onnx, onnx, onnxruntime) is installed beside a transformers it supports.
+
+    Read from package metadata and import specs, never by importing: collecting tests must not pay
+    for (or crash in) optimum's import, e.g. under a transformers release optimum-onnx does not support
+    (optimum-onnx 0.1 stops at 4.57). onnxruntime is looked up by module because its distribution may
+    be named onnxruntime-gpu.
+    """
+    try:
+        importlib.metadata.version("optimum-onnx")
+        transformers_version = Version(importlib.metadata.version("transformers"))
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    supported = transformers_version < Version("4.58")
+    return supported and all(
+        importlib.util.find_spec(module) is not None for module in ("onnx", "onnxruntime")
+    )
+
+
+requires_onnx = pytest.mark.skipif(
+    not onnx_extra_installed(),
+    reason="needs the ONNX extra: pip install 'hfkdq[onnx]' (transformers <4.58)",
 )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_quantization_support import save_tiny_model, tokenized_dataset
+from quantization_helpers import save_tiny_model, tokenized_dataset
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, EvalPrediction
 
 import hfkdq.evaluation as evaluation

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_quantization_support import agreement, encode, linear_weight_bytes, logits_of, save_tiny_model
+from quantization_helpers import agreement, encode, linear_weight_bytes, logits_of, save_tiny_model
 
 from hfkdq.evaluation import parameter_memory_bytes
 from hfkdq.quantization import load_variant, quantize

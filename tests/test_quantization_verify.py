@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from test_quantization_support import save_tiny_model, tokenized_dataset
+from quantization_helpers import save_tiny_model, tokenized_dataset
 from transformers import DataCollatorWithPadding
 
 from hfkdq.evaluation import Predictions

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_quantization_support import save_tiny_model, tokenized_dataset
+from quantization_helpers import save_tiny_model, tokenized_dataset
 from transformers import DataCollatorForTokenClassification, EvalPrediction
 
 import hfkdq.quantization.bnb as bnb

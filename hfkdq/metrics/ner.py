@@ -5,14 +5,24 @@ reported with: a predicted I-X after O or another type opens a new entity instea
 seqeval's strict IOB2 mode would do. Gold tags are IOB2 (the loaders guarantee it), so the mode only
 decides how a model's ill-formed predictions are read, and conlleval's reading keeps our numbers
 comparable with published ones and with Hugging Face's `run_ner` example.
+
+`Seqeval` publishes the scores as an `evaluate` metric module with the Hub `seqeval` metric's inputs and
+output (`overall_precision`, ..., one dict per entity type), so code written against
+`evaluate.load("seqeval")` runs unchanged offline; this file is also a valid `evaluate.load` script
+path. `ner_metrics` and `build_ner_compute_metrics` flatten that same output the way `run_ner` does,
+so every caller shares one code path (`seqeval_scores`).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import datasets
+import evaluate
 import numpy as np
-from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
+from seqeval.metrics import accuracy_score, classification_report
 from transformers import EvalPrediction
 
 IGNORE_INDEX = -100
@@ -35,28 +45,113 @@ def _check_aligned(predictions: TagSequences, references: TagSequences) -> None:
         raise ValueError("no sentences to score")
 
 
+def seqeval_scores(
+    predictions: TagSequences,
+    references: TagSequences,
+    *,
+    suffix: bool = False,
+    scheme: str | None = None,
+    mode: str | None = None,
+) -> dict[str, Any]:
+    """Entity-level scores in the Hub `seqeval` metric's shape: one dict per entity type, then `overall_*`.
+
+    Each type maps to its `precision`, `recall`, `f1` (floats) and `number` (gold entities, an int);
+    `overall_precision/recall/f1` are the micro averages over entities and `overall_accuracy` is token
+    accuracy. `suffix`, `scheme` (a `seqeval.scheme` class name such as "IOB2") and `mode` ("strict")
+    are seqeval's options, as the Hub metric takes them; the defaults give conlleval's reading.
+    A type with no predicted (or no gold) entity scores 0 rather than raising a warning.
+    """
+    _check_aligned(predictions, references)
+    scheme_class = getattr(importlib.import_module("seqeval.scheme"), scheme) if scheme else None
+    report = classification_report(
+        references,
+        predictions,
+        suffix=suffix,
+        scheme=scheme_class,
+        mode=mode,
+        output_dict=True,
+        zero_division=0,
+    )
+    overall = report.pop("micro avg")
+    scores: dict[str, Any] = {
+        entity_type: {
+            "precision": float(row["precision"]),
+            "recall": float(row["recall"]),
+            "f1": float(row["f1-score"]),
+            "number": int(row["support"]),
+        }
+        for entity_type, row in report.items()
+        if not entity_type.endswith(" avg")
+    }
+    scores["overall_precision"] = float(overall["precision"])
+    scores["overall_recall"] = float(overall["recall"])
+    scores["overall_f1"] = float(overall["f1-score"])
+    scores["overall_accuracy"] = float(accuracy_score(references, predictions))
+    return scores
+
+
+def flatten_seqeval_scores(scores: Mapping[str, Any]) -> dict[str, float]:
+    """`precision`/`recall`/`f1`/`accuracy` and `{TYPE}_precision/recall/f1/number`, all floats.
+
+    Trainer logs `compute_metrics` output as scalars, so the nested Hub shape is flattened with
+    `run_ner`'s names (overall scores without their prefix, per-type ones joined with "_").
+    """
+    flat = {name: float(scores[f"overall_{name}"]) for name in ("precision", "recall", "f1", "accuracy")}
+    for entity_type, row in scores.items():
+        if isinstance(row, Mapping):
+            flat.update({f"{entity_type}_{name}": float(value) for name, value in row.items()})
+    return flat
+
+
 def ner_metrics(predictions: TagSequences, references: TagSequences) -> dict[str, float]:
     """Micro `precision`/`recall`/`f1` over entities, token `accuracy`, and `{TYPE}_precision/recall/f1/number`.
 
     The result is flat (no nested dicts) because Trainer logs `compute_metrics` output as scalars.
     A type with no predicted (or no gold) entity scores 0 rather than raising a warning.
     """
-    _check_aligned(predictions, references)
-    scores = {
-        "precision": precision_score(references, predictions, zero_division=0),
-        "recall": recall_score(references, predictions, zero_division=0),
-        "f1": f1_score(references, predictions, zero_division=0),
-        "accuracy": accuracy_score(references, predictions),
-    }
-    report = classification_report(references, predictions, output_dict=True, zero_division=0)
-    for entity_type, row in report.items():
-        if entity_type.endswith(" avg"):
-            continue
-        scores[f"{entity_type}_precision"] = row["precision"]
-        scores[f"{entity_type}_recall"] = row["recall"]
-        scores[f"{entity_type}_f1"] = row["f1-score"]
-        scores[f"{entity_type}_number"] = row["support"]
-    return {name: float(value) for name, value in scores.items()}
+    return flatten_seqeval_scores(seqeval_scores(predictions, references))
+
+
+class Seqeval(evaluate.Metric):
+    """Entity-level NER scores as an offline `evaluate` module, a drop-in for the Hub's `seqeval` metric.
+
+    `evaluate.load("seqeval")` fetches its script from the Hub at run time; this module needs no
+    network and returns the Hub metric's keys, computed by `seqeval_scores`. Unlike the Hub metric,
+    a zero division scores 0 by default instead of warning, as everywhere in this toolkit.
+    """
+
+    def _info(self) -> evaluate.MetricInfo:
+        tags = datasets.Sequence(datasets.Value("string", id="label"), id="sequence")
+        return evaluate.MetricInfo(
+            description="Entity-level precision, recall and F1 (seqeval, conlleval reading), computed offline.",
+            citation=_SEQEVAL_CITATION,
+            inputs_description=_SEQEVAL_INPUTS,
+            features=datasets.Features({"predictions": tags, "references": tags}),
+            homepage="https://github.com/chakki-works/seqeval",
+            reference_urls=["https://huggingface.co/spaces/evaluate-metric/seqeval"],
+        )
+
+    def _compute(self, predictions: TagSequences, references: TagSequences, **options: Any) -> dict[str, Any]:
+        """`options` are `seqeval_scores`' keyword arguments (suffix, scheme, mode), given to `compute`."""
+        return seqeval_scores(predictions, references, **options)
+
+
+_SEQEVAL_CITATION = """@misc{seqeval,
+  title={{seqeval}: A Python framework for sequence labeling evaluation},
+  url={https://github.com/chakki-works/seqeval},
+  author={Hiroki Nakayama},
+  year={2018}
+}"""
+
+_SEQEVAL_INPUTS = """
+Args:
+    predictions: one list of tags (e.g. "B-PER") per sentence.
+    references: the gold tags, one per predicted tag.
+    suffix, scheme, mode: seqeval's options (compute only); the defaults read tags as conlleval does.
+Returns:
+    One dict per entity type (precision, recall, f1, number) and overall_precision, overall_recall,
+    overall_f1, overall_accuracy.
+"""
 
 
 def ner_classification_report(predictions: TagSequences, references: TagSequences, digits: int = 4) -> str:
@@ -91,10 +186,11 @@ def logits_to_tag_sequences(
 
 
 def build_ner_compute_metrics(label_names: LabelNames) -> Callable[[EvalPrediction], dict[str, float]]:
-    """A Trainer `compute_metrics` that scores token-classification output with `ner_metrics`.
+    """A Trainer `compute_metrics` that scores token-classification output through `Seqeval`, flattened.
 
     Models may return extra outputs (hidden states, attentions), which Trainer passes as a tuple whose
-    first element is the logits.
+    first element is the logits. A fresh in-memory module per call writes no cache files and keeps no
+    state from an evaluation that raised.
     """
     names = dict(label_names) if isinstance(label_names, Mapping) else list(label_names)
 
@@ -102,6 +198,8 @@ def build_ner_compute_metrics(label_names: LabelNames) -> Callable[[EvalPredicti
         predictions, label_ids = eval_prediction[0], eval_prediction[1]
         if isinstance(predictions, tuple):
             predictions = predictions[0]
-        return ner_metrics(*logits_to_tag_sequences(predictions, label_ids, names))
+        tag_predictions, tag_references = logits_to_tag_sequences(predictions, label_ids, names)
+        metric = Seqeval(keep_in_memory=True)
+        return flatten_seqeval_scores(metric.compute(predictions=tag_predictions, references=tag_references))
 
     return compute_metrics
