@@ -34,6 +34,7 @@ class StudentWithProjections(nn.Module):
         projections: nn.ModuleDict,
         hidden_pairs: Sequence[tuple[int, int]],
         want_attentions: bool,
+        extra_inputs: Sequence[str] = (),
     ):
         super().__init__()
         self.student = student
@@ -41,9 +42,12 @@ class StudentWithProjections(nn.Module):
         self.hidden_pairs = list(hidden_pairs)
         self.want_attentions = want_attentions
         # The Trainer keeps the dataset columns that `model.forward` names (remove_unused_columns):
-        # show it the student's parameters rather than this wrapper's catch-all **inputs.
+        # show it the student's parameters rather than this wrapper's catch-all **inputs, plus the
+        # `extra_inputs` (cached teacher outputs) that `DistillationTrainer.compute_loss` takes out again.
         forward = functools.partial(StudentWithProjections.distillation_forward, self)
-        forward.__signature__ = _with_distillation_flag(inspect.signature(student.forward))
+        forward.__signature__ = _with_keyword_inputs(
+            inspect.signature(student.forward), ["return_distillation_states", *extra_inputs]
+        )
         self.forward = forward
 
     @property
@@ -121,12 +125,12 @@ class StudentWithProjections(nn.Module):
         return _IncompatibleKeys(missing, unexpected)
 
 
-def _with_distillation_flag(signature: inspect.Signature) -> inspect.Signature:
-    """The student's signature plus the keyword-only ``return_distillation_states`` flag."""
+def _with_keyword_inputs(signature: inspect.Signature, names: Sequence[str]) -> inspect.Signature:
+    """The student's signature plus keyword-only parameters ``names`` (before any ``**kwargs``)."""
     parameters = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    flag = inspect.Parameter("return_distillation_states", inspect.Parameter.KEYWORD_ONLY, default=False)
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in names]
     variadic = [p for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
-    return signature.replace(parameters=[*parameters, flag, *variadic])
+    return signature.replace(parameters=[*parameters, *added, *variadic])
 
 
 def make_projections(student: PreTrainedModel, teacher: PreTrainedModel, num_pairs: int) -> nn.ModuleDict:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedModel, Trainer
+from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, default_data_collator
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import find_labels
@@ -25,6 +25,7 @@ from hfkdq.config import DistillationArguments, check_supported_parallelism, val
 from hfkdq.distillation_model import StudentWithProjections, make_projections
 from hfkdq.layer_map import resolve_layer_map
 from hfkdq.loss_terms import DistillationBatch, active_terms, teacher_outputs_needed
+from hfkdq.teacher_cache import CachedTeacherCollator, TeacherOutputCache, cached_teacher_logits
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class DistillationTrainer(Trainer):
         teacher_model: PreTrainedModel,
         args: DistillationArguments,
         teacher_processing_class=None,
+        teacher_cache: TeacherOutputCache | str | os.PathLike | None = None,
         **kwargs,
     ):
         validate_distillation_settings(args)
@@ -57,7 +59,8 @@ class DistillationTrainer(Trainer):
         self.teacher = teacher_model
         self.terms = active_terms(args)
         self.teacher_outputs = teacher_outputs_needed(self.terms)
-        self.is_regression = model.config.num_labels == 1
+        self.num_labels = model.config.num_labels
+        self.is_regression = self.num_labels == 1
         for term in self.terms:
             if term.check_models is not None:
                 term.check_models(model, teacher_model)
@@ -72,11 +75,15 @@ class DistillationTrainer(Trainer):
             else []
         )
         self.hidden_pairs = self._hidden_pairs(args) if "hidden_states" in self.teacher_outputs else []
+        self.teacher_cache = None
+        if teacher_cache is not None:
+            self.teacher_cache = self._use_teacher_cache(teacher_cache, teacher_model, kwargs)
         wrapper = StudentWithProjections(
             model,
             make_projections(model, teacher_model, len(self.hidden_pairs)),
             self.hidden_pairs,
             "attentions" in self.teacher_outputs,
+            extra_inputs=self.teacher_cache.columns if self.teacher_cache else (),
         )
         super().__init__(model=wrapper, args=args, **kwargs)
         if self.accelerator.distributed_type.name in UNSUPPORTED_DISTRIBUTED_TYPES:
@@ -102,6 +109,22 @@ class DistillationTrainer(Trainer):
     def student(self) -> PreTrainedModel:
         return self.accelerator.unwrap_model(self.model).student
 
+    @staticmethod
+    def _use_teacher_cache(cache, teacher, trainer_kwargs) -> TeacherOutputCache:
+        """Check the cache against this teacher and training set, attach its columns, pad them in the collator."""
+        cache = cache if isinstance(cache, TeacherOutputCache) else TeacherOutputCache.load(cache)
+        if trainer_kwargs.get("train_dataset") is None:
+            raise ValueError("teacher_cache needs the train_dataset it was built for")
+        trainer_kwargs["train_dataset"] = cache.attach(teacher, trainer_kwargs["train_dataset"])
+        collator = trainer_kwargs.get("data_collator")
+        if collator is None:
+            processing_class = trainer_kwargs.get("processing_class")
+            collator = (
+                DataCollatorWithPadding(processing_class) if processing_class else default_data_collator
+            )
+        trainer_kwargs["data_collator"] = CachedTeacherCollator(collator, cache.columns)
+        return cache
+
     def _hidden_pairs(self, args) -> list[tuple[int, int]]:
         """Indices into ``hidden_states`` (0 = embeddings, k + 1 = output of block k)."""
         pairs = [(0, 0)] if args.match_embeddings else []
@@ -109,6 +132,7 @@ class DistillationTrainer(Trainer):
 
     # ----- the loss ------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        cached_logits = cached_teacher_logits(inputs, self.num_labels)
         if not model.training:
             # Evaluation reports the student's own task loss and runs no teacher (as ModelOpt's KDTrainer).
             outputs = model(**inputs)
@@ -116,7 +140,7 @@ class DistillationTrainer(Trainer):
 
         student_states = model(**inputs, return_distillation_states=True)
         outputs = student_states["outputs"]
-        batch = self._distillation_batch(inputs, student_states, num_items_in_batch)
+        batch = self._distillation_batch(inputs, student_states, num_items_in_batch, cached_logits)
         terms = {term.name: term.compute(batch) for term in self.terms}
         loss = sum(getattr(self.args, term.weight_field) * terms[term.name] for term in self.terms)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices:
@@ -133,7 +157,9 @@ class DistillationTrainer(Trainer):
             return loss, type(outputs)(loss=loss, logits=outputs.logits)
         return loss
 
-    def _distillation_batch(self, inputs, student_states, num_items_in_batch) -> DistillationBatch:
+    def _distillation_batch(
+        self, inputs, student_states, num_items_in_batch, cached_logits
+    ) -> DistillationBatch:
         outputs = student_states["outputs"]
         labels = inputs.get("labels")
         attention_mask = inputs.get("attention_mask")
@@ -142,7 +168,11 @@ class DistillationTrainer(Trainer):
         if token_level and labels is not None:
             labelled = labels != -100
             token_mask = labelled if token_mask is None else token_mask & labelled
-        teacher = self._teacher_forward(inputs)
+        if cached_logits is not None and self.teacher_outputs == {"logits"}:
+            teacher, teacher_logits = None, cached_logits
+        else:
+            teacher = self._teacher_forward(inputs)
+            teacher_logits = None if teacher is None else teacher.logits
         return DistillationBatch(
             student_logits=outputs.logits,
             labels=labels,
@@ -153,7 +183,7 @@ class DistillationTrainer(Trainer):
             num_items=num_items_in_batch,
             temperature=self.args.temperature,
             hidden_loss=self.args.hidden_loss,
-            teacher_logits=None if teacher is None else teacher.logits,
+            teacher_logits=teacher_logits,
             student_hidden=student_states["matched_hidden_states"],
             teacher_hidden=tuple(teacher.hidden_states[t] for _, t in self.hidden_pairs)
             if self.hidden_pairs
