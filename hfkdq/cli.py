@@ -31,6 +31,19 @@ class Subcommand:
     run: Callable[[argparse.Namespace], int]
 
 
+def _extras_note() -> str:
+    """Which methods need an optional extra installed, e.g. "onnx-fp32, onnx-int8 need pip install 'hfkdq[onnx]'"."""
+    from hfkdq.quantization import METHODS
+
+    by_extra: dict[str, list[str]] = {}
+    for method in METHODS.values():
+        if method.backend.extra:
+            by_extra.setdefault(method.backend.extra, []).append(method.name)
+    return "; ".join(
+        f"{', '.join(names)} need pip install 'hfkdq[{extra}]'" for extra, names in by_extra.items()
+    )
+
+
 def _add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     from hfkdq.quantization import available_methods
 
@@ -38,7 +51,8 @@ def _add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--methods",
         default=DEFAULT_METHODS,
-        help=f"Comma-separated methods (default: {DEFAULT_METHODS}). Available: {', '.join(available_methods())}.",
+        help=f"Comma-separated methods (default: {DEFAULT_METHODS}). Available: {', '.join(available_methods())} "
+        f"({_extras_note()}).",
     )
     parser.add_argument(
         "--output_dir", required=True, help="Gets one directory per method + results/report/plot."
@@ -102,26 +116,25 @@ def _add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="Replace existing variant directories.")
 
 
-def _onnx_options(args: argparse.Namespace, method: str) -> dict:
-    options: dict = {"optimize": args.optimize or False}
-    if args.cpu_target:
-        options["cpu_target"] = args.cpu_target
-    if args.per_channel is not None:
-        options["per_channel"] = args.per_channel
-    if method == "onnx-int8-static":
-        options["calibration_samples"] = args.calibration_samples
-    return options
+def _method_options(args: argparse.Namespace, method: str) -> dict:
+    """The backend options given on the command line that `method` takes (its registry entry's `options`)."""
+    from hfkdq.quantization import get_method
+
+    given = {
+        "optimize": args.optimize or False,
+        "cpu_target": args.cpu_target,
+        "per_channel": args.per_channel,
+        "calibration_samples": args.calibration_samples,
+    }
+    accepted = get_method(method).options
+    return {name: value for name, value in given.items() if name in accepted and value is not None}
 
 
 def run_quantize(args: argparse.Namespace) -> int:
     """Quantize with every method, evaluate each on the task's held-out split, report, gate on the drop."""
+    from hfkdq.quantization import get_method, parse_methods
     from hfkdq.quantization.errors import MetricDropError
-    from hfkdq.quantization.workflow import (
-        STATIC_METHODS,
-        parse_methods,
-        quantize_and_evaluate,
-        summary_table,
-    )
+    from hfkdq.quantization.workflow import quantize_and_evaluate, summary_table
     from hfkdq.tasks.evaluation_data import load_evaluation_data
 
     methods = parse_methods(args.methods)
@@ -134,9 +147,9 @@ def run_quantize(args: argparse.Namespace) -> int:
         eval_split=args.eval_split,
         max_eval_samples=args.max_eval_samples,
         max_seq_length=args.max_seq_length,
-        include_train=any(method in STATIC_METHODS for method in methods),
+        include_train=any(get_method(method).needs_calibration_data for method in methods),
     )
-    method_options = {method: _onnx_options(args, method) for method in methods if method.startswith("onnx")}
+    method_options = {method: _method_options(args, method) for method in methods}
     try:
         results = quantize_and_evaluate(
             args.model_dir,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -47,12 +48,13 @@ class EvaluationResult:
 
 
 def is_onnx_model(model: Any) -> bool:
-    """Whether `model` is an Optimum ORTModel (weights live in an ONNX file, not in torch parameters)."""
-    try:
-        from optimum.onnxruntime import ORTModel
-    except ImportError:
-        return False
-    return isinstance(model, ORTModel)
+    """Whether `model` is an Optimum ORTModel (weights live in an ONNX file, not in torch parameters).
+
+    Looked up in `sys.modules`, not imported: an ORTModel exists only once optimum.onnxruntime has been
+    imported, and evaluating a PyTorch model must not import (or need) the optional ONNX extra.
+    """
+    onnxruntime_module = sys.modules.get("optimum.onnxruntime")
+    return onnxruntime_module is not None and isinstance(model, onnxruntime_module.ORTModel)
 
 
 def model_input_names(model: Any) -> set[str]:

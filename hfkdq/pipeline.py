@@ -68,6 +68,14 @@ class ModelArguments:
         metadata={"help": "Fail the run when a quantized variant loses more than this many metric points."},
     )
 
+    def __post_init__(self) -> None:
+        if self.quantize:
+            from hfkdq.quantization import parse_methods
+
+            # At argument parsing: an unknown method or a missing backend (e.g. the hfkdq[onnx] extra)
+            # fails before any data is tokenized or any model trained.
+            parse_methods(self.quantize)
+
 
 def load_tokenizer(model_args: ModelArguments):
     """The teacher's tokenizer: the student reads the same input ids."""
@@ -89,9 +97,11 @@ def run_experiment(
     started = time.perf_counter()
     output_dir = Path(training_args.output_dir)
     if model_args.quantize:
-        from hfkdq.quantization.workflow import parse_methods
+        from hfkdq.quantization import parse_methods
 
-        parse_methods(model_args.quantize)  # an unknown method fails before hours of training
+        parse_methods(
+            model_args.quantize
+        )  # as at parsing, for model_args changed since: fail before training
     set_seed(training_args.seed)
 
     teacher, teacher_source = prepare_teacher(model_args, training_args, task, tokenizer)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TEST_DATA, tiny_bert_config
+from conftest import TEST_DATA, requires_onnx, tiny_bert_config
 from transformers import BertForSequenceClassification, BertForTokenClassification
 
 import hfkdq.quantization.workflow as workflow
@@ -46,6 +46,7 @@ def ner_student(tmp_path_factory, minilm_tokenizer) -> Path:
     return save_student(tmp_path_factory.mktemp("cli") / "ner", minilm_tokenizer, BTC_LABELS)
 
 
+@requires_onnx
 def test_ner_student_is_quantized_evaluated_and_reported(ner_student, tmp_path, capsys):
     out = tmp_path / "quantized"
     status = main(
@@ -103,6 +104,7 @@ def test_max_metric_drop_fails_the_run_loudly(ner_student, tmp_path, monkeypatch
     assert "FAILED" in (tmp_path / "q" / "REPORT.md").read_text()
 
 
+@requires_onnx
 def test_stsb_regression_from_a_csv_file(minilm_tokenizer, tmp_path, capsys):
     student = save_student(tmp_path / "stsb", minilm_tokenizer, None, head="sequence")
     csv = str(TEST_DATA / "glue_stsb_tiny.csv")
@@ -124,6 +126,7 @@ def test_sequence_model_needs_a_task(minilm_tokenizer, tmp_path, capsys):
     assert "name its GLUE task (--task sst2" in capsys.readouterr().err
 
 
+@requires_onnx
 def test_static_quantization_without_training_data_is_a_clear_error(minilm_tokenizer, tmp_path, capsys):
     student = save_student(tmp_path / "stsb", minilm_tokenizer, None, head="sequence")
     csv = str(TEST_DATA / "glue_stsb_tiny.csv")
@@ -141,7 +144,15 @@ def test_unknown_method_and_bad_model_dir_exit_with_a_message(ner_student, tmp_p
         main(["quantize", str(ner_student), "--methods", "int2", "--output_dir", str(tmp_path)]) == EXIT_ERROR
     )
     assert "Valid methods: onnx-fp32, onnx-int8" in capsys.readouterr().err
-    assert main(["quantize", str(tmp_path / "missing"), "--output_dir", str(tmp_path / "q")]) == EXIT_ERROR
+    missing = [
+        "quantize",
+        str(tmp_path / "missing"),
+        "--methods",
+        "torch-int8",
+        "--output_dir",
+        str(tmp_path / "q"),
+    ]
+    assert main(missing) == EXIT_ERROR
     assert "is not a directory" in capsys.readouterr().err
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import requires_onnx
 from quantization_helpers import save_tiny_model, tokenized_dataset
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, EvalPrediction
 
@@ -93,6 +94,7 @@ def test_evaluation_needs_labels_and_examples(sequence_student, minilm_tokenizer
         evaluate(model, dataset.select([]), collator, accuracy_metrics)
 
 
+@requires_onnx
 def test_one_loop_runs_pytorch_and_onnx_runtime_alike(sequence_student, minilm_tokenizer, tmp_path):
     dataset = tokenized_dataset(minilm_tokenizer, "sequence")
     collator = DataCollatorWithPadding(minilm_tokenizer)
@@ -133,7 +135,7 @@ def test_size_on_disk_counts_weight_files_only(tmp_path):
     assert weights_size_bytes(tmp_path) == 1320
 
 
-def test_parameter_memory_of_each_runtime(sequence_student, tmp_path):
+def test_parameter_memory_of_pytorch_models(sequence_student, tmp_path):
     fp32 = load_variant(sequence_student)
     fp32_bytes = sum(p.numel() * 4 for p in fp32.parameters()) + sum(
         b.numel() * b.element_size() for b in fp32.buffers()
@@ -148,6 +150,10 @@ def test_parameter_memory_of_each_runtime(sequence_student, tmp_path):
     assert (
         fp32_bytes - parameter_memory_bytes(int8) >= 0.7 * linear
     )  # int8 packed weights are counted at 1 byte
+
+
+@requires_onnx
+def test_parameter_memory_of_an_onnx_runtime_model_is_its_file(sequence_student, tmp_path):
     onnx_dir = quantize(sequence_student, "onnx-int8", tmp_path / "onnx")
     assert parameter_memory_bytes(load_variant(onnx_dir)) == (onnx_dir / "model.onnx").stat().st_size
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 from quantization_helpers import save_tiny_model
 
 from hfkdq.quantization import (
+    BACKENDS,
     METHODS,
     MissingBackendError,
     NotASavedModelError,
@@ -48,21 +51,66 @@ def test_unknown_method_lists_the_valid_ones(student, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(
-    ("method", "module", "package"),
-    [
-        ("bnb-8bit", "bitsandbytes", "bitsandbytes"),
-        ("bnb-4bit", "bitsandbytes", "bitsandbytes"),
-        ("onnx-int8", "onnxruntime", "onnxruntime"),
-        ("onnx-int8-static", "optimum.onnxruntime", "optimum-onnx[onnxruntime]"),
-    ],
-)
-def test_missing_backend_names_the_pip_package(student, tmp_path, monkeypatch, method, module, package):
+@pytest.mark.parametrize(("method", "module"), [("bnb-8bit", "bitsandbytes"), ("bnb-4bit", "bitsandbytes")])
+def test_missing_backend_names_the_pip_package(student, tmp_path, monkeypatch, method, module):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
-    with pytest.raises(ImportError, match=re.escape(f"pip install '{package}'")) as error:
+    with pytest.raises(ImportError, match=re.escape("pip install 'bitsandbytes'")) as error:
         quantize(student, method, tmp_path / "out")
     assert isinstance(error.value, MissingBackendError)
     assert method in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "module"),
+    [("onnx-fp32", "onnxruntime"), ("onnx-int8", "onnx"), ("onnx-int8-static", "optimum.onnxruntime")],
+)
+def test_missing_onnx_package_names_the_extra_and_its_transformers_range(
+    student, tmp_path, monkeypatch, method, module
+):
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingBackendError) as error:
+        quantize(student, method, tmp_path / "out")
+    message = str(error.value)
+    assert message.startswith(
+        f"Quantization method {method!r} needs the ONNX Runtime extra: pip install 'hfkdq[onnx]' "
+        "(optimum-onnx 0.1 supports transformers >=4.57,<4.58; "
+        f"you have transformers {metadata.version('transformers')})."
+    )
+    assert "cannot be imported" in message  # and why (the first of its packages that is missing)
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_method_names_options_its_backend_function_takes():
+    """The registry's `defaults` and `options` are keyword parameters of the function that makes the variant."""
+    for method in METHODS.values():
+        function = getattr(method.backend.load_module(), method.function)
+        keywords = {
+            name
+            for name, parameter in inspect.signature(function).parameters.items()
+            if parameter.kind is parameter.KEYWORD_ONLY
+        }
+        assert {*method.defaults, *method.options, "overwrite"} <= keywords, method.name
+
+
+def test_every_backend_loads_its_variants_through_one_signature():
+    assert {method.backend.name for method in METHODS.values()} == set(BACKENDS)
+    for backend in BACKENDS.values():
+        loader = getattr(backend.load_module(), backend.loader)
+        assert list(inspect.signature(loader).parameters)[:3] == ["directory", "head", "device"]
+        if backend.check:
+            assert callable(getattr(backend.load_module(), backend.check))
+
+
+def test_only_static_quantization_needs_calibration_data():
+    assert [name for name, method in METHODS.items() if method.needs_calibration_data] == ["onnx-int8-static"]
+
+
+def test_an_option_the_method_does_not_take_fails_before_any_work(student, tmp_path):
+    with pytest.raises(
+        ValueError, match="'torch-int8' takes no option 'per_channel'; its options: skip_modules"
+    ):
+        quantize(student, "torch-int8", tmp_path / "out", per_channel=False)
     assert not (tmp_path / "out").exists()
 
 

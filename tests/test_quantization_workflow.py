@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import requires_onnx
 from quantization_helpers import save_tiny_model, tokenized_dataset
 from transformers import DataCollatorForTokenClassification, EvalPrediction
 
@@ -51,6 +52,7 @@ def run(setup, output_dir, methods, **kwargs):
     )
 
 
+@requires_onnx
 def test_every_variant_is_measured_reported_and_verified(setup, tmp_path):
     student, teacher, dataset, _ = setup
     results = run(
@@ -117,6 +119,7 @@ def test_existing_variant_directory_fails_before_any_work(setup, tmp_path):
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["torch-int8"]
 
 
+@requires_onnx
 def test_static_quantization_without_calibration_data_fails_before_any_work(setup, tmp_path):
     with pytest.raises(CalibrationDataError, match="no calibration data was given"):
         run(setup, tmp_path / "out", ["torch-int8", "onnx-int8-static"])
@@ -182,6 +185,7 @@ def fake_gpu(setup, monkeypatch):
     return loads
 
 
+@requires_onnx
 def test_a_variant_is_compared_with_the_fp32_student_on_its_own_device(setup, tmp_path, fake_gpu):
     results = run(setup, tmp_path / "out", "onnx-fp32,torch-int8")
     rows = results["variants"]
@@ -221,7 +225,7 @@ def test_a_variant_is_compared_with_the_fp32_student_on_its_own_device(setup, tm
 
 
 def test_method_lists_and_main_metric_choice():
-    assert parse_methods(" onnx-int8, bnb-8bit,,onnx-int8 ") == ["onnx-int8", "bnb-8bit"]
+    assert parse_methods(" torch-int8, bnb-8bit,,torch-int8 ") == ["torch-int8", "bnb-8bit"]
     assert choose_main_metric({"accuracy": 0.9, "f1": 0.8, "precision": 0.7}) == "f1"
     assert choose_main_metric({"pearson": 0.9, "spearmanr": 0.8, "combined_score": 0.85}) == "combined_score"
     assert choose_main_metric({"accuracy": 0.9}, "accuracy") == "accuracy"

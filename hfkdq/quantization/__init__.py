@@ -5,16 +5,21 @@
     model = load_variant(out)  # ORTModelForTokenClassification, bnb model, torch-int8 model...
 
 Methods (see `METHODS`): onnx-fp32, onnx-int8, onnx-int8-static, bnb-8bit, bnb-4bit (nf4),
-bnb-4bit-fp4, torch-int8. Backends are imported only when their method is used, so a missing optional
-package fails with an ImportError naming the pip package to install, and `import hfkdq.quantization`
-stays cheap. `method_device` says where a method's variant runs, so it can be compared with an fp32
-model on the same device (a CPU fp32 model against a CUDA int8 model measures the GPU, not the method).
+bnb-4bit-fp4, torch-int8. Each entry carries what callers need to know about its method (backend,
+options, calibration data, device), so no caller branches on a method's name.
+
+Backends are imported only when their method is used, so `import hfkdq.quantization` stays cheap and
+never imports optimum or onnxruntime. A missing backend fails with an ImportError naming what to
+install (for the onnx-* methods the `hfkdq[onnx]` extra, which needs transformers <4.58), and
+`parse_methods` raises it before any work. `method_device` says where a method's variant runs, so it
+can be compared with an fp32 model on the same device (a CPU fp32 model against a CUDA int8 model
+measures the GPU, not the method).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,95 +34,187 @@ from hfkdq.quantization.errors import (
     UnsupportedArchitectureError,
 )
 
-_ONNX_REQUIRES = (
-    ("onnxruntime", "onnxruntime"),
-    ("onnx", "onnx"),
-    ("optimum.onnxruntime", "optimum-onnx[onnxruntime]"),
-)
-_BNB_REQUIRES = (("bitsandbytes", "bitsandbytes"),)
 BACKEND_DEVICE = "backend"
 """`QuantizationMethod.device` value: the backend's `default_device()` (or a `device` option) decides."""
 
 
 @dataclass(frozen=True)
-class QuantizationMethod:
-    """One registry entry: which backend function makes it, what it needs installed, its fixed options."""
+class Backend:
+    """A runtime that variants are made for: its module here, what it needs installed, how a variant loads.
+
+    `name` is what a variant's `hfkdq_quantization.json` records as its "backend", so `load_variant`
+    finds the loader from the file alone. `loader(directory, head, device=None)` is a function of
+    `hfkdq.quantization.<module>`; so is `check(SavedModel)`, when set, which fails before any work when
+    the backend cannot handle a model (e.g. no ONNX export config for its architecture).
+    """
 
     name: str
     module: str
-    function: str
-    description: str
+    loader: str
+    title: str
     requires: tuple[tuple[str, str], ...] = ()
     """(import name, pip package) pairs."""
+    extra: str | None = None
+    """The `hfkdq[...]` extra that installs `requires`, when they are not core dependencies."""
+    extra_note: str = ""
+    """What the extra's packages support, said whenever they are missing."""
+    check: str | None = None
+    """Function of the backend's module that rejects a `SavedModel` it cannot handle, before any work."""
+
+    def load_module(self):
+        """`hfkdq.quantization.<module>`: imported only here, so an unused backend costs nothing."""
+        return importlib.import_module(f"hfkdq.quantization.{self.module}")
+
+    def missing_message(self, method: str, module: str, package: str, error: ImportError) -> str:
+        """What to install when `module` cannot be imported: the extra when there is one, else the package."""
+        if self.extra is None:
+            return (
+                f"Quantization method {method!r} needs the Python package {package!r}, which cannot be "
+                f"imported ({error}). Install it with: pip install '{package}'"
+            )
+        from importlib import metadata
+
+        try:
+            transformers_version = metadata.version("transformers")
+        except metadata.PackageNotFoundError:
+            transformers_version = "none"
+        return (
+            f"Quantization method {method!r} needs the {self.title} extra: pip install 'hfkdq[{self.extra}]' "
+            f"({self.extra_note}; you have transformers {transformers_version}). "
+            f"{module!r} cannot be imported: {error}"
+        )
+
+
+BACKENDS: dict[str, Backend] = {
+    backend.name: backend
+    for backend in (
+        Backend(
+            "onnxruntime",
+            "onnx",
+            "load_onnx",
+            "ONNX Runtime",
+            requires=(
+                ("onnxruntime", "onnxruntime"),
+                ("onnx", "onnx"),
+                ("optimum.onnxruntime", "optimum-onnx[onnxruntime]"),
+            ),
+            extra="onnx",
+            extra_note="optimum-onnx 0.1 supports transformers >=4.57,<4.58",
+            check="check_exportable",
+        ),
+        Backend(
+            "bitsandbytes", "bnb", "load_bnb", "bitsandbytes", requires=(("bitsandbytes", "bitsandbytes"),)
+        ),
+        Backend("torch", "torch_dynamic", "load_torch_int8", "PyTorch"),
+    )
+}
+
+_ONNX_OPTIONS = ("optimize", "cpu_target", "per_channel")
+_BNB_OPTIONS = ("skip_modules", "device")
+
+
+@dataclass(frozen=True)
+class QuantizationMethod:
+    """One registry entry: the facts callers need, so none of them branches on a method's name.
+
+    `function(SavedModel, output_dir, **defaults, **options, overwrite=...)` of the backend's module
+    makes the variant; `defaults` are the options that define the method (bits=4 ...), `options` the
+    names a caller may add (validated by `quantize`; the CLI passes only these).
+    """
+
+    name: str
+    backend: Backend
+    function: str
+    description: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    options: tuple[str, ...] = ()
+    """Keyword options of `function` a caller may pass besides `overwrite` (`check_options`)."""
     device: str = "cpu"
     """Where the loaded variant runs: a fixed torch device, or `BACKEND_DEVICE` when it depends on the
     machine (bitsandbytes: CUDA when available). ONNX Runtime variants are loaded with the
     CPUExecutionProvider and torch-int8 kernels exist for CPU only, hence the "cpu" default."""
+    needs_calibration_data: bool = False
+    """Static quantization: activation ranges come from `calibration_dataset` (training samples)."""
+
+    @property
+    def requires(self) -> tuple[tuple[str, str], ...]:
+        """(import name, pip package) pairs the backend needs."""
+        return self.backend.requires
 
 
+_ONNX, _BNB, _TORCH = BACKENDS["onnxruntime"], BACKENDS["bitsandbytes"], BACKENDS["torch"]
 METHODS: dict[str, QuantizationMethod] = {
     method.name: method
     for method in (
         QuantizationMethod(
-            "onnx-fp32", "onnx", "export_onnx", "ONNX Runtime, fp32 (runtime baseline)", _ONNX_REQUIRES
+            "onnx-fp32", _ONNX, "export_onnx", "ONNX Runtime, fp32 (runtime baseline)", options=("optimize",)
         ),
         QuantizationMethod(
             "onnx-int8",
-            "onnx",
+            _ONNX,
             "quantize_onnx_dynamic",
             "ONNX Runtime dynamic int8, config from CPU flags",
-            _ONNX_REQUIRES,
+            options=_ONNX_OPTIONS,
         ),
         QuantizationMethod(
             "onnx-int8-static",
-            "onnx",
+            _ONNX,
             "quantize_onnx_static",
             "ONNX Runtime static int8 (QDQ), calibrated on training samples",
-            _ONNX_REQUIRES,
+            options=(
+                *_ONNX_OPTIONS,
+                "calibration_dataset",
+                "calibration_samples",
+                "calibration_method",
+                "seed",
+                "operators_to_quantize",
+            ),
+            needs_calibration_data=True,
         ),
         QuantizationMethod(
             "bnb-8bit",
-            "bnb",
+            _BNB,
             "quantize_bnb",
             "bitsandbytes LLM.int8, head fp32",
-            _BNB_REQUIRES,
             {"bits": 8},
+            _BNB_OPTIONS,
             BACKEND_DEVICE,
         ),
         QuantizationMethod(
             "bnb-4bit",
-            "bnb",
+            _BNB,
             "quantize_bnb",
             "bitsandbytes 4-bit NF4, head fp32",
-            _BNB_REQUIRES,
             {"bits": 4, "quant_type": "nf4"},
+            (*_BNB_OPTIONS, "double_quant", "compute_dtype"),
             BACKEND_DEVICE,
         ),
         QuantizationMethod(
             "bnb-4bit-fp4",
-            "bnb",
+            _BNB,
             "quantize_bnb",
             "bitsandbytes 4-bit FP4, head fp32",
-            _BNB_REQUIRES,
             {"bits": 4, "quant_type": "fp4"},
+            (*_BNB_OPTIONS, "double_quant", "compute_dtype"),
             BACKEND_DEVICE,
         ),
         QuantizationMethod(
             "torch-int8",
-            "torch_dynamic",
+            _TORCH,
             "quantize_torch_dynamic",
             "PyTorch dynamic int8 on nn.Linear, head fp32",
+            options=("skip_modules",),
         ),
     )
 }
 
-_LOADERS = {"onnxruntime": "onnx", "bitsandbytes": "bnb", "torch": "torch_dynamic"}
 _LAZY = {"quantize_and_evaluate": "hfkdq.quantization.workflow"}
 
 __all__ = [
+    "BACKENDS",
     "BACKEND_DEVICE",
     "METHODS",
+    "Backend",
     "CalibrationDataError",
     "MetricDropError",
     "MissingBackendError",
@@ -125,10 +222,12 @@ __all__ = [
     "QuantizationMethod",
     "UnsupportedArchitectureError",
     "available_methods",
+    "check_options",
     "get_method",
     "load_variant",
     "method_device",
     "normalize_device",
+    "parse_methods",
     "quantize",
     "quantize_and_evaluate",
     "require_backend",
@@ -151,15 +250,44 @@ def get_method(name: str) -> QuantizationMethod:
 
 
 def require_backend(method: QuantizationMethod) -> None:
-    """Import what `method` needs, turning a missing package into an error that names the pip package."""
+    """Import what `method` needs, turning a missing package into an error that says what to install."""
     for module, package in method.requires:
         try:
             importlib.import_module(module)
         except ImportError as error:
             raise MissingBackendError(
-                f"Quantization method {method.name!r} needs the Python package {package!r}, which cannot be "
-                f"imported ({error}). Install it with: pip install '{package}'"
+                method.backend.missing_message(method.name, module, package, error)
             ) from error
+
+
+def check_options(method: QuantizationMethod, options: Mapping[str, Any]) -> None:
+    """Fail, naming the valid ones, when `options` has a name `method`'s backend does not take."""
+    unknown = sorted(set(options) - {*method.options, "overwrite"})
+    if unknown:
+        raise ValueError(
+            f"Quantization method {method.name!r} takes no option {', '.join(map(repr, unknown))}; "
+            f"its options: {', '.join((*method.options, 'overwrite'))}."
+        )
+
+
+def parse_methods(methods: str | Iterable[str]) -> list[str]:
+    """'onnx-int8,bnb-8bit' or a list -> validated, de-duplicated names.
+
+    Unknown names, then methods whose backend is not installed, fail here: callers parse the methods
+    first, so a missing extra is reported before any data is loaded or any model trained.
+    """
+    names = (
+        [name.strip() for name in methods.split(",")]
+        if isinstance(methods, str)
+        else [str(m) for m in methods]
+    )
+    names = list(dict.fromkeys(name for name in names if name))
+    if not names:
+        raise ValueError("No quantization method given.")
+    entries = [get_method(name) for name in names]
+    for entry in entries:
+        require_backend(entry)
+    return names
 
 
 def method_device(name: str, options: Mapping[str, Any] | None = None) -> str:
@@ -173,21 +301,22 @@ def method_device(name: str, options: Mapping[str, Any] | None = None) -> str:
         return normalize_device(entry.device)
     requested = (options or {}).get("device")
     if requested is None:
-        requested = importlib.import_module(f"hfkdq.quantization.{entry.module}").default_device()
+        requested = entry.backend.load_module().default_device()
     return normalize_device(str(requested))
 
 
 def quantize(model_dir: str | Path, method: str, output_dir: str | Path, **options: Any) -> Path:
     """Write the `method` variant of the fp32 model in `model_dir` to `output_dir`; return `output_dir`.
 
-    `options` go to the backend (e.g. `per_channel`, `optimize`, `cpu_target`, `calibration_dataset`,
-    `double_quant`, `skip_modules`, `overwrite`). The output directory appears only when complete.
+    `options` go to the backend: `overwrite` for every method, else those in the method's registry entry
+    (e.g. `per_channel`, `optimize`, `cpu_target`, `calibration_dataset`, `double_quant`, `skip_modules`);
+    another name fails before any work. The output directory appears only when complete.
     """
     entry = get_method(method)
+    check_options(entry, options)
     require_backend(entry)
     model = inspect_model_dir(model_dir)
-    backend = importlib.import_module(f"hfkdq.quantization.{entry.module}")
-    function = getattr(backend, entry.function)
+    function = getattr(entry.backend.load_module(), entry.function)
     return Path(function(model, Path(output_dir), **{**entry.defaults, **options}))
 
 
@@ -201,27 +330,24 @@ def load_variant(directory: str | Path, device: str | None = None):
     """
     directory = Path(directory)
     metadata = read_metadata(directory)
-    backend = metadata.get("backend")
-    if backend is None:
+    if metadata.get("backend") is None:
         import torch
 
         model = inspect_model_dir(directory)
         loaded = model.auto_class().from_pretrained(directory, dtype=torch.float32).eval()
         return loaded.to(device) if device else loaded
-    if backend not in _LOADERS:
-        raise ValueError(f"{directory}: unknown backend {backend!r} in its hfkdq_quantization.json")
+    backend = BACKENDS.get(metadata["backend"])
+    if backend is None:
+        raise ValueError(
+            f"{directory}: unknown backend {metadata['backend']!r} in its hfkdq_quantization.json"
+        )
     require_backend(get_method(metadata["method"]))
-    module = importlib.import_module(f"hfkdq.quantization.{_LOADERS[backend]}")
     head = metadata.get("head")
     if head is None:
         from transformers import AutoConfig
 
         head = head_of(AutoConfig.from_pretrained(directory), directory)
-    if backend == "onnxruntime":
-        return module.load_onnx(directory, head)
-    if backend == "bitsandbytes":
-        return module.load_bnb(directory, head, device=device)
-    return module.load_torch_int8(directory)
+    return getattr(backend.load_module(), backend.loader)(directory, head, device=device)
 
 
 def __getattr__(name: str):

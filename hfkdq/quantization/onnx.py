@@ -339,6 +339,12 @@ def quantize_onnx_static(
         )
 
 
-def load_onnx(directory: str | Path, head: str, provider: str = "CPUExecutionProvider"):
-    """Load a variant written here as an `ORTModelFor...Classification`."""
+def load_onnx(
+    directory: str | Path, head: str, device: str | None = None, provider: str = "CPUExecutionProvider"
+):
+    """Load a variant written here as an `ORTModelFor...Classification`.
+
+    `device` is accepted for the common loader signature and ignored: the execution `provider` decides
+    where ONNX Runtime computes (the CPU by default, which is where the int8 kernels are tuned).
+    """
     return ort_model_class(head).from_pretrained(Path(directory), provider=provider)

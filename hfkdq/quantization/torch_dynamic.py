@@ -121,8 +121,12 @@ def quantize_torch_dynamic(
     return output_dir
 
 
-def load_torch_int8(directory: str | Path):
-    """Rebuild a `torch-int8` variant: fp32 skeleton from the config, same quantization, saved weights."""
+def load_torch_int8(directory: str | Path, head: str | None = None, device: str | None = None):
+    """Rebuild a `torch-int8` variant: fp32 skeleton from the config, same quantization, saved weights.
+
+    `head` defaults to the one the config names. `device` is accepted for the common loader signature
+    and ignored: PyTorch's dynamically quantized Linear kernels exist for the CPU only.
+    """
     import torch
     from transformers import AutoConfig
 
@@ -133,7 +137,8 @@ def load_torch_int8(directory: str | Path):
             f"{directory} is not a torch-int8 variant (no hfkdq_quantization.json with backend 'torch')."
         )
     config = AutoConfig.from_pretrained(directory)
-    skeleton = auto_class_for(head_of(config, directory)).from_config(config, dtype=torch.float32).eval()
+    head = head or head_of(config, directory)
+    skeleton = auto_class_for(head).from_config(config, dtype=torch.float32).eval()
     model = _quantize(skeleton, metadata["quantized_modules"])
     with warnings.catch_warnings():
         warnings.filterwarnings(

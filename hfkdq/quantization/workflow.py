@@ -26,12 +26,13 @@ import torch
 from hfkdq.evaluation import EvaluationResult, evaluate, measure_costs, runtime_device
 from hfkdq.outputs import check_output_dir
 from hfkdq.quantization import (
+    check_options,
     get_method,
     inspect_model_dir,
     load_variant,
     method_device,
+    parse_methods,
     quantize,
-    require_backend,
 )
 from hfkdq.quantization.errors import CalibrationDataError, MetricDropError
 from hfkdq.quantization.verify import compare_predictions, write_verification
@@ -40,22 +41,6 @@ from hfkdq.report import deltas, markdown_table, reference_for, write_report
 logger = logging.getLogger(__name__)
 
 MAIN_METRIC_PREFERENCE = ("f1", "combined_score", "matthews_correlation", "pearson", "accuracy")
-STATIC_METHODS = ("onnx-int8-static",)
-
-
-def parse_methods(methods: str | Iterable[str]) -> list[str]:
-    """'onnx-int8,bnb-8bit' or a list -> validated, de-duplicated names (unknown names fail here)."""
-    names = (
-        [name.strip() for name in methods.split(",")]
-        if isinstance(methods, str)
-        else [str(m) for m in methods]
-    )
-    names = list(dict.fromkeys(name for name in names if name))
-    if not names:
-        raise ValueError("No quantization method given.")
-    for name in names:
-        get_method(name)
-    return names
 
 
 def choose_main_metric(metrics: Mapping[str, float], requested: str | None = None) -> str:
@@ -125,17 +110,18 @@ def _preflight(
     method_options: Mapping[str, Mapping[str, Any]],
     overwrite: bool,
 ) -> None:
-    """Every check that can fail without quantizing anything, so a bad run fails in seconds, not after hours."""
+    """Every check that can fail without quantizing anything, so a bad run fails in seconds, not after hours.
+
+    (`parse_methods` has already checked that each method's backend is installed.)
+    """
     for name in names:
         method = get_method(name)
-        require_backend(method)
+        check_options(method, method_options.get(name, {}))
         check_output_dir(output_dir / name, overwrite)
-        if method.module == "onnx":
-            from hfkdq.quantization.onnx import check_exportable
-
-            check_exportable(student)
+        if method.backend.check:
+            getattr(method.backend.load_module(), method.backend.check)(student)
         if (
-            name in STATIC_METHODS
+            method.needs_calibration_data
             and method_options.get(name, {}).get("calibration_dataset", calibration_dataset) is None
         ):
             raise CalibrationDataError(
@@ -215,7 +201,7 @@ def quantize_and_evaluate(
 
     for name in names:
         options = dict(method_options.get(name, {}))
-        if name in STATIC_METHODS:
+        if get_method(name).needs_calibration_data:
             options.setdefault("calibration_dataset", calibration_dataset)
         logger.info("Quantizing with %s", name)
         variant_dir = quantize(student.path, name, output_dir / name, overwrite=overwrite, **options)
