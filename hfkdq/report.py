@@ -15,11 +15,12 @@ The plot draws on an Agg canvas directly, so saving a PNG never changes the call
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from hfkdq.outputs import write_json_atomically
 
 MB = 1024 * 1024
 RESULTS_FILE = "results.json"
@@ -220,8 +221,7 @@ def write_report(results: dict[str, Any], output_dir: str | Path) -> dict[str, P
     """Write results.json, REPORT.md and pareto.png into `output_dir`; return their paths."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    json_path = output_dir / RESULTS_FILE
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    json_path = write_json_atomically(output_dir / RESULTS_FILE, results)  # never a truncated results.json
     report_path = output_dir / REPORT_FILE
     report_path.write_text(render_markdown(results))
     return {"json": json_path, "markdown": report_path, "plot": plot_pareto(results, output_dir / PLOT_FILE)}
