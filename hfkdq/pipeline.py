@@ -27,8 +27,6 @@ from hfkdq.tasks import TaskData
 from hfkdq.teacher import prepare_teacher
 from hfkdq.trainer import DistillationTrainer
 
-logger = logging.getLogger(__name__)
-
 
 @dataclass
 class ModelArguments:
