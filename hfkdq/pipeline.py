@@ -18,6 +18,7 @@ import transformers
 from transformers import AutoTokenizer, PreTrainedModel, Trainer, set_seed
 
 from hfkdq.config import DistillationArguments
+from hfkdq.loss_terms import active_terms, distillation_settings
 from hfkdq.outputs import save_model_atomically, write_json_atomically
 from hfkdq.recipe_args import parse_recipe_args
 from hfkdq.report import format_summary
@@ -144,20 +145,12 @@ def run_experiment(
             "metrics": {},
         },
         "distillation": {
-            name: getattr(training_args, name)
-            for name in (
-                "temperature",
-                "ce_weight",
-                "kd_weight",
-                "hidden_weight",
-                "attention_weight",
-                "hidden_loss",
-                "layer_map",
-                "learning_rate",
-                "num_train_epochs",
-                "max_steps",
-                "seed",
-            )
+            **distillation_settings(training_args),
+            "active_terms": [term.name for term in active_terms(training_args)],
+            **{
+                name: getattr(training_args, name)
+                for name in ("learning_rate", "num_train_epochs", "max_steps", "seed")
+            },
         },
         "train_metrics": train_result.metrics,
         "reports": {},

@@ -13,6 +13,8 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser
 
+from hfkdq.training_flags import portable_training_flags
+
 
 def yaml_to_flags(path: str | Path) -> list[str]:
     """Turn a flat YAML mapping into ``--key value`` flags (lists become repeated values)."""
@@ -39,4 +41,4 @@ def parse_recipe_args(dataclass_types: Sequence[type], argv: Sequence[str] | Non
     if argv and argv[0].endswith((".yaml", ".yml")):
         flags = yaml_to_flags(argv.pop(0))
     parser = HfArgumentParser(dataclass_types)
-    return parser.parse_args_into_dataclasses(args=flags + argv)
+    return parser.parse_args_into_dataclasses(args=portable_training_flags(flags + argv))

@@ -81,4 +81,4 @@ def test_the_ner_recipe_completes_under_accelerate_with_two_processes(tmp_path, 
     )
     assert (output_dir / "results.json").is_file()
     assert (output_dir / "student" / "model.safetensors").is_file()
-    assert not list(output_dir.glob(".*partial"))
+    assert not list(output_dir.glob(".*.partial-*")) and not list(output_dir.glob(".*.old-*"))

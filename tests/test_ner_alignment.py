@@ -91,6 +91,10 @@ def test_default_max_length_is_the_model_limit_capped_at_512(minilm_tokenizer):
     assert encoding["labels"][0].count(OUT) == 510
 
 
+@pytest.mark.skipif(
+    BertTokenizer(str(packaged_minilm_path() / "vocab.txt")).is_fast,
+    reason="this transformers (5.x) has no slow BERT tokenizer: every BertTokenizer is Rust-backed",
+)
 def test_slow_tokenizer_is_refused_with_the_fix():
     slow = BertTokenizer(str(packaged_minilm_path() / "vocab.txt"))
 

@@ -40,6 +40,12 @@ def test_recipe_fine_tunes_the_teacher_distills_and_saves_a_loadable_student(
     assert saved["student"]["initialised_from_teacher_layers"] == [1, 3]
     assert "PER" in saved["reports"]["student/test"], "a per-type report accompanies the metrics"
     assert results["student"]["metrics"]["test"]["f1"] == saved["student"]["metrics"]["test"]["f1"]
+    from hfkdq.loss_terms import WEIGHT_FIELDS
+
+    assert set(WEIGHT_FIELDS) <= set(saved["distillation"]), "every loss weight is recorded, from the table"
+    assert saved["distillation"]["active_terms"] == [
+        name for name in ("ce", "kd", "hidden", "attention") if saved["distillation"][f"{name}_weight"] > 0
+    ]
 
     student = AutoModelForTokenClassification.from_pretrained(output_dir / "student")
     tokenizer = AutoTokenizer.from_pretrained(output_dir / "student")

@@ -55,7 +55,10 @@ def test_saved_format_is_documented_and_safe_to_load(variants):
     assert "load_torch_int8" in (out / "README.md").read_text()
     state_dict = torch.load(out / STATE_DICT_FILE, weights_only=True)  # no pickled code needed
     assert any(key.endswith("_packed_params._packed_params") for key in state_dict)
-    assert {"config.json", "tokenizer.json", "vocab.txt"} <= {path.name for path in out.iterdir()}
+    assert {"config.json", "tokenizer.json"} <= {path.name for path in out.iterdir()}
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(out)("a test")["input_ids"], "the variant's tokenizer loads and runs"
 
 
 def test_transformers_cannot_mistake_it_for_an_fp32_model(variants):
