@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import transformers
-from transformers import AutoTokenizer, PreTrainedModel, Trainer, set_seed
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, set_seed
 
 from hfkdq.config import DistillationArguments
 from hfkdq.loss_terms import active_terms, distillation_settings
@@ -23,6 +23,7 @@ from hfkdq.outputs import save_model_atomically, write_json_atomically
 from hfkdq.recipe_args import parse_recipe_args
 from hfkdq.report import format_summary
 from hfkdq.resources import resolve_model_name_or_path
+from hfkdq.student_init import DEFAULT_STUDENT_INIT, choose_init_layers, init_help
 from hfkdq.students import count_parameters, load_student, make_student
 from hfkdq.tasks import TaskData
 from hfkdq.teacher import prepare_teacher
@@ -52,10 +53,7 @@ class ModelArguments:
     student_num_layers: int = field(
         default=3, metadata={"help": "Layers of the student copied from the teacher."}
     )
-    student_layers: str = field(
-        default="uniform",
-        metadata={"help": "Teacher layers to copy: 'uniform', 'last' or a list like '1,3,5'."},
-    )
+    student_layers: str = field(default=DEFAULT_STUDENT_INIT, metadata={"help": init_help()})
     quantize: str | None = field(
         default=None,
         metadata={
@@ -101,6 +99,14 @@ def run_experiment(
         parse_methods(
             model_args.quantize
         )  # as at parsing, for model_args changed since: fail before training
+    if not model_args.student_name_or_path:
+        # A student the teacher cannot give its layers to fails now, not after the teacher's fine-tuning.
+        teacher_config = AutoConfig.from_pretrained(
+            resolve_model_name_or_path(model_args.teacher_name_or_path)
+        )
+        choose_init_layers(
+            model_args.student_layers, model_args.student_num_layers, teacher_config.num_hidden_layers
+        )
     set_seed(training_args.seed)
 
     teacher, teacher_source = prepare_teacher(model_args, training_args, task, tokenizer)
@@ -142,6 +148,7 @@ def run_experiment(
             "num_parameters": count_parameters(trainer.student),
             "num_layers": trainer.student.config.num_hidden_layers,
             "initialised_from_teacher_layers": getattr(trainer.student.config, "distilled_from_layers", None),
+            "init": None if model_args.student_name_or_path else model_args.student_layers,
             "metrics": {},
         },
         "distillation": {

@@ -14,7 +14,7 @@ from torch import nn
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from hfkdq.heads import auto_class_for, head_of_architectures
-from hfkdq.layer_map import parse_layer_spec, uniform_teacher_layers
+from hfkdq.student_init import DEFAULT_STUDENT_INIT, choose_init_layers
 
 
 def find_layer_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -37,37 +37,22 @@ def find_layer_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
     return min(candidates, key=lambda item: item[0].count("."))
 
 
-def _choose_layers(layers: str | Sequence[int], num_layers: int, num_teacher_layers: int) -> list[int]:
-    parsed = parse_layer_spec(layers)
-    if parsed == "uniform":
-        return uniform_teacher_layers(num_layers, num_teacher_layers)
-    if parsed == "last":
-        return list(range(num_teacher_layers - num_layers, num_teacher_layers))
-    if len(parsed) != num_layers:
-        raise ValueError(
-            f"layers={parsed} names {len(parsed)} teacher layers for a {num_layers}-layer student"
-        )
-    outside = [layer for layer in parsed if not 0 <= layer < num_teacher_layers]
-    if outside:
-        raise ValueError(f"layers {outside} do not exist in a {num_teacher_layers}-layer teacher")
-    return parsed
-
-
 def make_student(
     teacher: PreTrainedModel,
     num_layers: int | None = None,
-    layers: str | Sequence[int] = "uniform",
+    layers: str | Sequence[int] = DEFAULT_STUDENT_INIT,
 ) -> PreTrainedModel:
     """A student of the teacher's class with ``num_layers`` blocks copied from the teacher.
 
     Embeddings, pooler and head are copied as they are; student block ``i`` is teacher block
-    ``layers[i]``. ``layers`` is ``"uniform"`` (default: [1, 3, 5] for 3 of 6), ``"last"``, or an
-    explicit list; ``num_layers`` defaults to the list's length or half the teacher.
+    ``layers[i]``. ``layers`` is a strategy of `hfkdq.student_init.INIT_STRATEGIES` (default
+    ``"alternate"``: [0, 2, 4] for 3 of 6) or an explicit list; ``num_layers`` defaults to the
+    list's length or half the teacher.
     """
     num_teacher_layers = teacher.config.num_hidden_layers
     if num_layers is None:
         num_layers = len(layers) if not isinstance(layers, str) else max(1, num_teacher_layers // 2)
-    chosen = _choose_layers(layers, num_layers, num_teacher_layers)
+    chosen = choose_init_layers(layers, num_layers, num_teacher_layers)
 
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = num_layers

@@ -37,7 +37,8 @@ def test_recipe_fine_tunes_the_teacher_distills_and_saves_a_loadable_student(
     assert saved["teacher"]["metrics"].keys() == saved["student"]["metrics"].keys() == {"validation", "test"}
     assert {"f1", "precision", "recall", "PER_f1"} <= set(saved["student"]["metrics"]["test"])
     assert saved["student"]["num_layers"] == 2 and saved["teacher"]["num_layers"] == 4
-    assert saved["student"]["initialised_from_teacher_layers"] == [1, 3]
+    assert saved["student"]["initialised_from_teacher_layers"] == [0, 2]
+    assert saved["student"]["init"] == "alternate"
     assert "PER" in saved["reports"]["student/test"], "a per-type report accompanies the metrics"
     assert results["student"]["metrics"]["test"]["f1"] == saved["student"]["metrics"]["test"]["f1"]
     from hfkdq.loss_terms import WEIGHT_FIELDS
@@ -136,3 +137,20 @@ def test_hfkdq_distill_subcommand_runs_the_same_recipe(tiny_teacher_dir, tmp_pat
     )
     assert status == 0
     assert json.loads((output_dir / "results.json").read_text())["student"]["num_layers"] == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--student_layers", "1,1", "--student_num_layers", "2"), "repeats teacher layers"),
+        (("--student_num_layers", "0"), "at least one layer"),
+        (("--student_num_layers", "9"), "at most 4 layers"),
+    ],
+)
+def test_a_student_the_teacher_cannot_build_fails_before_the_teacher_is_fine_tuned(
+    recipe, tiny_teacher_dir, tmp_path, extra, message
+):
+    output_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        recipe.main(flags(tiny_teacher_dir, output_dir, *extra))
+    assert not (output_dir / "teacher").exists()

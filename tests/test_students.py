@@ -25,13 +25,13 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.equal(a, b)
 
 
-def test_bert_student_copies_embeddings_head_and_the_uniform_teacher_layers():
+def test_bert_student_copies_embeddings_head_and_the_default_alternate_teacher_layers():
     torch.manual_seed(0)
     teacher = BertForTokenClassification(tiny_bert_config(num_labels=5, num_layers=6))
     student = make_student(teacher, num_layers=3)
     assert student.config.num_hidden_layers == 3
-    assert student.config.distilled_from_layers == [1, 3, 5]
-    for student_index, teacher_index in enumerate([1, 3, 5]):
+    assert student.config.distilled_from_layers == [0, 2, 4]
+    for student_index, teacher_index in enumerate([0, 2, 4]):
         s_layer, t_layer = (
             student.bert.encoder.layer[student_index],
             teacher.bert.encoder.layer[teacher_index],
@@ -69,7 +69,7 @@ def test_student_is_a_copy_not_a_view_of_the_teacher():
 def test_roberta_student_copies_its_layers_too():
     torch.manual_seed(0)
     teacher = _tiny_roberta(num_layers=4)
-    student = make_student(teacher, num_layers=2)
+    student = make_student(teacher, num_layers=2, layers="top-aligned")
     assert find_layer_list(teacher)[0] == "roberta.encoder.layer"
     assert _same(
         student.roberta.encoder.layer[0].output.dense.weight,
