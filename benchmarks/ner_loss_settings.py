@@ -19,9 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from hfkdq.config import DistillationArguments
-from hfkdq.pipeline import ModelArguments, load_tokenizer, prepare_teacher, run_experiment
+from hfkdq.pipeline import ModelArguments, load_tokenizer, run_experiment
 from hfkdq.recipe_args import yaml_to_flags
 from hfkdq.tasks.ner import NerDataArguments, build_ner_task
+from hfkdq.teacher import prepare_teacher
 
 SETTINGS = {
     "plain_finetune": dict(ce_weight=1.0, kd_weight=0.0, hidden_weight=0.0, attention_weight=0.0),
@@ -59,7 +60,7 @@ def main() -> None:
 
     started = time.perf_counter()
     if options.teacher is None:
-        _, teacher_dir = prepare_teacher(model_args, base_args, task, tokenizer)
+        teacher_dir = prepare_teacher(model_args, base_args, task, tokenizer).source
     else:
         teacher_dir = options.teacher
     teacher_seconds = time.perf_counter() - started

@@ -29,6 +29,8 @@ from hfkdq.tasks import TaskData
 from hfkdq.teacher import prepare_teacher
 from hfkdq.trainer import DistillationTrainer
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class ModelArguments:
@@ -45,6 +47,20 @@ class ModelArguments:
     )
     teacher_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate of teacher fine-tuning (default: learning_rate)."}
+    )
+    teacher_select_best: bool = field(
+        default=True,
+        metadata={"help": "Evaluate the teacher every epoch and keep its best epoch on validation."},
+    )
+    teacher_early_stopping_patience: int = field(
+        default=2, metadata={"help": "Stop teacher fine-tuning after this many epochs without improvement."}
+    )
+    teacher_min_metric: float = field(
+        default=0.5,
+        metadata={
+            "help": "Warn when the teacher's validation metric (0-1) is below this: distilling from it is "
+            "unlikely to beat plain fine-tuning."
+        },
     )
     student_name_or_path: str | None = field(
         default=None,
@@ -109,7 +125,10 @@ def run_experiment(
         )
     set_seed(training_args.seed)
 
-    teacher, teacher_source = prepare_teacher(model_args, training_args, task, tokenizer)
+    teacher, teacher_source, teacher_curve = prepare_teacher(model_args, training_args, task, tokenizer)
+    # The teacher is scored before distillation: a weak teacher is worth a warning before the long part.
+    teacher_evaluation = evaluate_on_splits(_evaluator(teacher, training_args, task, tokenizer), task)
+    warn_if_weak_teacher(teacher_evaluation, task, model_args.teacher_min_metric)
     set_seed(training_args.seed)
     if model_args.student_name_or_path:
         student = load_student(resolve_model_name_or_path(model_args.student_name_or_path), teacher)
@@ -132,7 +151,6 @@ def run_experiment(
     # Both models go through the same plain evaluation loop: comparable losses (the student's is
     # its own task loss, not the distillation loss) and no teacher forward pass per student batch.
     evaluators = {
-        "teacher": _evaluator(teacher, training_args, task, tokenizer),
         "student": _evaluator(trainer.student, training_args, task, tokenizer),
     }
     results: dict[str, Any] = {
@@ -141,7 +159,8 @@ def run_experiment(
             "name_or_path": teacher_source,
             "num_parameters": count_parameters(teacher),
             "num_layers": teacher.config.num_hidden_layers,
-            "metrics": {},
+            "metrics": {split: metrics for split, (metrics, _) in teacher_evaluation.items()},
+            "learning_curve": teacher_curve,
         },
         "student": {
             "path": str(output_dir / "student"),
@@ -162,14 +181,12 @@ def run_experiment(
         "train_metrics": train_result.metrics,
         "reports": {},
     }
-    for split in task.eval_splits:
-        dataset = task.features[split]
-        for role, evaluator in evaluators.items():
-            prediction = evaluator.predict(dataset, metric_key_prefix=split)
-            metrics = {key.removeprefix(f"{split}_"): value for key, value in prediction.metrics.items()}
+    student_evaluation = evaluate_on_splits(evaluators["student"], task)
+    for role, evaluation in (("teacher", teacher_evaluation), ("student", student_evaluation)):
+        for split, (metrics, report) in evaluation.items():
             results[role]["metrics"][split] = metrics
-            if task.classification_report is not None:
-                results["reports"][f"{role}/{split}"] = task.classification_report(prediction)
+            if report is not None:
+                results["reports"][f"{role}/{split}"] = report
             trainer.log_metrics(f"{role}_{split}", metrics)
     results["wall_time_s"] = round(time.perf_counter() - started, 1)
 
@@ -206,6 +223,35 @@ def quantize_student(
         main_metric=task.main_metric,
         overwrite=True,
     )
+
+
+def evaluate_on_splits(evaluator: Trainer, task: TaskData) -> dict[str, tuple[dict[str, float], str | None]]:
+    """Metrics (and the per-type report, where the task has one) of one model on every evaluation split."""
+    evaluation = {}
+    for split in task.eval_splits:
+        prediction = evaluator.predict(task.features[split], metric_key_prefix=split)
+        metrics = {key.removeprefix(f"{split}_"): value for key, value in prediction.metrics.items()}
+        report = task.classification_report(prediction) if task.classification_report is not None else None
+        evaluation[split] = (metrics, report)
+    return evaluation
+
+
+def warn_if_weak_teacher(evaluation: dict, task: TaskData, threshold: float) -> None:
+    """Distillation cannot beat a teacher that is itself under-trained: say so before distilling."""
+    if not evaluation:
+        return
+    split = next(iter(evaluation))
+    value = evaluation[split][0].get(task.main_metric)
+    if value is not None and value < threshold:
+        logger.warning(
+            "The teacher's %s %s is %.4f, below %.2f: distilling from it is unlikely to beat plain "
+            "fine-tuning. Train the teacher longer or on more data, pass a stronger --teacher_name_or_path, "
+            "or set --kd_weight 0.",
+            split,
+            task.main_metric,
+            value,
+            threshold,
+        )
 
 
 def _evaluator(

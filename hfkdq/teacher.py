@@ -10,9 +10,9 @@ import dataclasses
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from transformers import AutoConfig, PreTrainedModel, Trainer
+from transformers import AutoConfig, EarlyStoppingCallback, PreTrainedModel, Trainer
 
 from hfkdq.config import DistillationArguments
 from hfkdq.heads import auto_class_for, head_of_architectures
@@ -26,10 +26,23 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 
+class PreparedTeacher(NamedTuple):
+    model: PreTrainedModel
+    source: str
+    """Where the teacher was loaded from, or where the one fine-tuned here was saved."""
+    learning_curve: list[dict[str, float]]
+    """Per-epoch validation metrics of the fine-tuning run (empty for a loaded teacher)."""
+
+
 def prepare_teacher(
     model_args: ModelArguments, training_args: DistillationArguments, task: TaskData, tokenizer
-) -> tuple[PreTrainedModel, str]:
-    """Load a teacher fine-tuned for the task's labels, or fine-tune the given encoder first."""
+) -> PreparedTeacher:
+    """Load a teacher fine-tuned for the task's labels, or fine-tune the given encoder first.
+
+    Fine-tuning evaluates on the validation split every epoch, keeps the best epoch and stops early
+    when the metric stops improving: a fixed epoch count under-trains on small data, and a student
+    cannot learn more from its teacher than the teacher knows.
+    """
     source = resolve_model_name_or_path(model_args.teacher_name_or_path)
     head_class = auto_class_for(task.head)
     config = AutoConfig.from_pretrained(source)
@@ -46,7 +59,7 @@ def prepare_teacher(
         )
     if state == "match" and model_args.teacher_finetune != "always":
         logger.info("Teacher %s is already fine-tuned for these labels; loading it.", source)
-        return head_class.from_pretrained(source), source
+        return PreparedTeacher(head_class.from_pretrained(source), source, [])
     if model_args.teacher_finetune == "never":
         raise ValueError(
             f"teacher {model_args.teacher_name_or_path} has no {task.head}-classification head for labels "
@@ -57,29 +70,59 @@ def prepare_teacher(
     extra = {"problem_type": task.problem_type} if task.problem_type else {}
     teacher = head_class.from_pretrained(source, num_labels=task.num_labels, **task.label_maps(), **extra)
     teacher_dir = Path(training_args.output_dir) / "teacher"
+    validation = task.features.get(task.eval_splits[0]) if task.eval_splits else None
+    select_best = model_args.teacher_select_best and validation is not None
+    if model_args.teacher_select_best and validation is None:
+        logger.warning("No validation split: the teacher trains for a fixed number of epochs, unselected.")
+    selection = (
+        dict(
+            eval_strategy="epoch",
+            save_strategy="epoch",
+            save_total_limit=1,
+            load_best_model_at_end=True,
+            metric_for_best_model=task.main_metric,
+            greater_is_better=True,
+        )
+        if select_best
+        else dict(eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+    )
     teacher_args = dataclasses.replace(
         training_args,
         output_dir=str(teacher_dir) + "-training",
         num_train_epochs=model_args.teacher_num_train_epochs or training_args.num_train_epochs,
         learning_rate=model_args.teacher_learning_rate or training_args.learning_rate,
-        save_strategy="no",
-        eval_strategy="no",
-        load_best_model_at_end=False,
         resume_from_checkpoint=None,
         push_to_hub=False,  # the student is what a run publishes
+        **selection,
     )
     teacher_trainer = Trainer(
         model=teacher,
         args=teacher_args,
         train_dataset=task.train_dataset,
+        eval_dataset=validation if select_best else None,
         processing_class=tokenizer,
         data_collator=task.data_collator,
+        compute_metrics=task.compute_metrics if select_best else None,
+        callbacks=[EarlyStoppingCallback(model_args.teacher_early_stopping_patience)]
+        if select_best
+        else None,
     )
     teacher_trainer.train()
     save_model_atomically(teacher_trainer, teacher_dir)
     if teacher_trainer.is_world_process_zero():
         shutil.rmtree(teacher_args.output_dir, ignore_errors=True)
-    return teacher_trainer.model, str(teacher_dir)
+    return PreparedTeacher(
+        teacher_trainer.model, str(teacher_dir), learning_curve(teacher_trainer.state.log_history)
+    )
+
+
+def learning_curve(log_history: list[dict]) -> list[dict[str, float]]:
+    """The evaluation entries of a Trainer's log history: epoch, step and every eval_ metric."""
+    return [
+        {key: value for key, value in entry.items() if key in ("epoch", "step") or key.startswith("eval_")}
+        for entry in log_history
+        if any(key.startswith("eval_") for key in entry)
+    ]
 
 
 def teacher_head_state(config, task: TaskData) -> str:

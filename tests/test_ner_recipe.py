@@ -53,6 +53,11 @@ def test_recipe_fine_tunes_the_teacher_distills_and_saves_a_loadable_student(
     assert student.config.id2label[0] == "O" and "B-PER" in student.config.label2id
     assert tokenizer("Hello there")["input_ids"][0] == tokenizer.cls_token_id
     assert (output_dir / "teacher" / "config.json").is_file(), "the fine-tuned teacher is kept for reuse"
+    curve = saved["teacher"]["learning_curve"]
+    assert curve and all("eval_f1" in entry and "epoch" in entry for entry in curve), (
+        "teacher curve per epoch"
+    )
+    assert not (output_dir / "teacher-training").exists(), "teacher checkpoints are removed once it is saved"
     assert not list(output_dir.glob(".*")), "no staging directories are left behind"
 
 
@@ -154,3 +159,9 @@ def test_a_student_the_teacher_cannot_build_fails_before_the_teacher_is_fine_tun
     with pytest.raises(ValueError, match=message):
         recipe.main(flags(tiny_teacher_dir, output_dir, *extra))
     assert not (output_dir / "teacher").exists()
+
+
+def test_a_weak_teacher_is_reported_before_distillation(recipe, tiny_teacher_dir, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="hfkdq"):
+        recipe.main(flags(tiny_teacher_dir, tmp_path / "run", "--teacher_min_metric", "0.99"))
+    assert any("unlikely to beat plain fine-tuning" in record.message for record in caplog.records)
