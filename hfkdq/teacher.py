@@ -116,6 +116,20 @@ def prepare_teacher(
     )
 
 
+class PatientEarlyStopping(EarlyStoppingCallback):
+    """Early stopping that does not count epochs before the metric first rises above zero.
+
+    On small data an NER model predicts only O for its first epochs (F1 exactly 0); the stock
+    callback would read that plateau as "no improvement" and stop a teacher that has not started.
+    """
+
+    def check_metric_value(self, args, state, control, metric_value):
+        if state.best_metric is None or state.best_metric <= 0:
+            self.early_stopping_patience_counter = 0
+            return
+        super().check_metric_value(args, state, control, metric_value)
+
+
 def learning_curve(log_history: list[dict]) -> list[dict[str, float]]:
     """The evaluation entries of a Trainer's log history: epoch, step and every eval_ metric."""
     return [
