@@ -150,3 +150,14 @@ def tiny_teacher_dir(tmp_path_factory, minilm_tokenizer) -> Path:
     BertModel(config).save_pretrained(path)
     minilm_tokenizer.save_pretrained(path)
     return path
+
+
+class ForwardCounter:
+    """Counts forward passes of a module (a teacher), to assert when it runs and when it must not."""
+
+    def __init__(self, module):
+        self.calls = 0
+        module.register_forward_hook(self._count)
+
+    def _count(self, *_):
+        self.calls += 1

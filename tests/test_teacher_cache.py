@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import tiny_ner_task, tiny_token_models
+from conftest import ForwardCounter, tiny_ner_task, tiny_token_models
 
 from hfkdq import DistillationArguments, DistillationTrainer
 from hfkdq.teacher_cache import (
@@ -34,15 +34,9 @@ def _args(tmp_path, name, **overrides):
     return DistillationArguments(**settings)
 
 
-class _ForwardCounter:
-    def __init__(self, module):
-        self.calls = 0
-        module.register_forward_hook(lambda *_: setattr(self, "calls", self.calls + 1))
-
-
 def _train(task, tokenizer, args, cache=None):
     teacher, student = tiny_token_models(task.label_names, seed=5)
-    counter = _ForwardCounter(teacher)
+    counter = ForwardCounter(teacher)
     trainer = DistillationTrainer(
         model=student,
         teacher_model=teacher,

@@ -5,7 +5,7 @@ import os
 import pytest
 import safetensors.torch
 import torch
-from conftest import NER_SOURCES, tiny_bert_config, tiny_ner_task, tiny_token_models
+from conftest import NER_SOURCES, ForwardCounter, tiny_bert_config, tiny_ner_task, tiny_token_models
 from transformers import AutoModelForTokenClassification, AutoTokenizer, BertForTokenClassification
 
 from hfkdq import DistillationArguments, DistillationTrainer
@@ -298,18 +298,9 @@ def test_gradient_accumulation_gives_the_update_of_one_larger_batch(
         assert _max_difference(big, naive) > 1e-4
 
 
-class _ForwardCounter:
-    def __init__(self, module):
-        self.calls = 0
-        module.register_forward_hook(self._count)
-
-    def _count(self, *_):
-        self.calls += 1
-
-
 def test_plain_fine_tuning_runs_no_teacher_forward_pass(btc_task, minilm_tokenizer, tmp_path):
     teacher, student = tiny_token_models(btc_task.label_names)
-    counter = _ForwardCounter(teacher)
+    counter = ForwardCounter(teacher)
     args = _args(tmp_path, max_steps=3, kd_weight=0.0, hidden_weight=0.0, attention_weight=0.0)
     trainer = _trainer(btc_task, minilm_tokenizer, args, teacher, student)
     trainer.train()
@@ -319,7 +310,7 @@ def test_plain_fine_tuning_runs_no_teacher_forward_pass(btc_task, minilm_tokeniz
 
 def test_distillation_runs_the_teacher_once_per_training_batch(btc_task, minilm_tokenizer, tmp_path):
     teacher, student = tiny_token_models(btc_task.label_names)
-    counter = _ForwardCounter(teacher)
+    counter = ForwardCounter(teacher)
     trainer = _trainer(btc_task, minilm_tokenizer, _args(tmp_path, max_steps=3), teacher, student)
     trainer.train()
     assert counter.calls == 3
@@ -329,7 +320,7 @@ def test_evaluation_reports_the_students_own_loss_without_the_teacher(btc_task, 
     from transformers import Trainer, TrainingArguments
 
     teacher, student = tiny_token_models(btc_task.label_names)
-    counter = _ForwardCounter(teacher)
+    counter = ForwardCounter(teacher)
     trainer = _trainer(btc_task, minilm_tokenizer, _args(tmp_path, kd_weight=5.0), teacher, student)
     distilled = trainer.evaluate()
     assert counter.calls == 0
