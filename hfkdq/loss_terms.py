@@ -56,6 +56,8 @@ class DistillationBatch:
     teacher_hidden: Sequence[torch.Tensor] = ()
     student_attentions: Sequence[torch.Tensor] = ()
     teacher_attentions: Sequence[torch.Tensor] = ()
+    label_is_gold: torch.Tensor | None = None
+    """Per example (sequence tasks): 0 where an augmented view may have changed the gold label."""
 
 
 def _reduce_token_level(per_position: torch.Tensor, batch: DistillationBatch) -> torch.Tensor:
@@ -69,6 +71,12 @@ def ce_term(batch: DistillationBatch) -> torch.Tensor:
     """The student's task loss on gold labels (MSE for regression), as its own head computes it."""
     if batch.labels is None:
         raise ValueError("ce_weight > 0 needs gold labels in the batch (a 'labels' column)")
+    if batch.label_is_gold is not None and not batch.token_level:
+        gold = batch.label_is_gold.bool()
+        if batch.is_regression:
+            return reduce_loss(squared_error(batch.student_logits, batch.labels), gold, batch.num_items)
+        labels = torch.where(gold, batch.labels, torch.full_like(batch.labels, -100))
+        return cross_entropy_loss(batch.student_logits, labels, batch.num_items)
     if batch.is_regression:
         return reduce_loss(squared_error(batch.student_logits, batch.labels), None, batch.num_items)
     return cross_entropy_loss(batch.student_logits, batch.labels, batch.num_items)

@@ -36,7 +36,10 @@ def reduce_loss(
     values = per_position if mask is None else per_position[mask.bool()]
     if num_items is None:
         return values.mean() if values.numel() else values.sum()
-    return values.sum() / num_items
+    # A window whose labels are all -100 counts 0 items: its loss is 0, not 0/0.
+    if isinstance(num_items, torch.Tensor):
+        return values.sum() / num_items.clamp_min(1)
+    return values.sum() / max(num_items, 1)
 
 
 def example_mean(per_position: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

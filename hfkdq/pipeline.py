@@ -17,6 +17,7 @@ from typing import Any
 import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, set_seed
 
+from hfkdq.augment import augmented_training_set
 from hfkdq.config import DistillationArguments
 from hfkdq.loss_terms import active_terms, distillation_settings
 from hfkdq.outputs import save_model_atomically, write_json_atomically
@@ -70,6 +71,19 @@ class ModelArguments:
         default=3, metadata={"help": "Layers of the student copied from the teacher."}
     )
     student_layers: str = field(default=DEFAULT_STUDENT_INIT, metadata={"help": init_help()})
+    augment: str | None = field(
+        default=None,
+        metadata={
+            "help": "Train on fresh augmented views that teacher and student both see: 'all' or a list of "
+            "mask_o, replace_o, replace_mentions, shuffle_segments (NER), mask_words, ngram (GLUE)."
+        },
+    )
+    augment_probability: float = field(
+        default=0.5, metadata={"help": "Share of training examples replaced by an augmented view each epoch."}
+    )
+    augment_rate: float = field(
+        default=0.15, metadata={"help": "Probability that one word is masked or replaced."}
+    )
     quantize: str | None = field(
         default=None,
         metadata={
@@ -123,6 +137,17 @@ def run_experiment(
         choose_init_layers(
             model_args.student_layers, model_args.student_num_layers, teacher_config.num_hidden_layers
         )
+    train_dataset = task.train_dataset
+    if model_args.augment:
+        # Built (and checked) before the teacher is fine-tuned; the teacher trains on the plain set.
+        train_dataset = augmented_training_set(
+            task,
+            tokenizer,
+            model_args.augment,
+            model_args.augment_probability,
+            model_args.augment_rate,
+            training_args.seed,
+        )
     set_seed(training_args.seed)
 
     teacher, teacher_source, teacher_curve = prepare_teacher(model_args, training_args, task, tokenizer)
@@ -139,7 +164,7 @@ def run_experiment(
         model=student,
         teacher_model=teacher,
         args=training_args,
-        train_dataset=task.train_dataset,
+        train_dataset=train_dataset,
         eval_dataset=task.features[task.eval_splits[0]] if task.eval_splits else None,
         processing_class=tokenizer,
         data_collator=task.data_collator,
@@ -168,6 +193,8 @@ def run_experiment(
             "num_layers": trainer.student.config.num_hidden_layers,
             "initialised_from_teacher_layers": getattr(trainer.student.config, "distilled_from_layers", None),
             "init": None if model_args.student_name_or_path else model_args.student_layers,
+            "augment": model_args.augment,
+            "augment_probability": model_args.augment_probability if model_args.augment else None,
             "metrics": {},
         },
         "distillation": {

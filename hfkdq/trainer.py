@@ -8,6 +8,7 @@ and overrode private hooks, and broke on every release until they were deleted).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -15,11 +16,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from datasets import Dataset
 from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, default_data_collator
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import find_labels
 
+from hfkdq.augment import LABEL_IS_GOLD
 from hfkdq.compatibility import check_teacher_student_compatible
 from hfkdq.config import DistillationArguments, check_supported_parallelism, validate_distillation_settings
 from hfkdq.distillation_model import StudentWithProjections, make_projections
@@ -83,7 +86,7 @@ class DistillationTrainer(Trainer):
             make_projections(model, teacher_model, len(self.hidden_pairs)),
             self.hidden_pairs,
             "attentions" in self.teacher_outputs,
-            extra_inputs=self.teacher_cache.columns if self.teacher_cache else (),
+            extra_inputs=(LABEL_IS_GOLD, *(self.teacher_cache.columns if self.teacher_cache else ())),
         )
         super().__init__(model=wrapper, args=args, **kwargs)
         if self.accelerator.distributed_type.name in UNSUPPORTED_DISTRIBUTED_TYPES:
@@ -115,6 +118,11 @@ class DistillationTrainer(Trainer):
         cache = cache if isinstance(cache, TeacherOutputCache) else TeacherOutputCache.load(cache)
         if trainer_kwargs.get("train_dataset") is None:
             raise ValueError("teacher_cache needs the train_dataset it was built for")
+        if not isinstance(trainer_kwargs["train_dataset"], Dataset):
+            raise ValueError(
+                "teacher_cache holds the teacher's outputs for a fixed training set; augmented views change every "
+                "epoch and need the live teacher: drop teacher_cache (or --augment)"
+            )
         trainer_kwargs["train_dataset"] = cache.attach(teacher, trainer_kwargs["train_dataset"])
         collator = trainer_kwargs.get("data_collator")
         if collator is None:
@@ -133,6 +141,7 @@ class DistillationTrainer(Trainer):
     # ----- the loss ------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         cached_logits = cached_teacher_logits(inputs, self.num_labels)
+        label_is_gold = inputs.pop(LABEL_IS_GOLD, None)
         if not model.training:
             # Evaluation reports the student's own task loss and runs no teacher (as ModelOpt's KDTrainer).
             outputs = model(**inputs)
@@ -141,6 +150,8 @@ class DistillationTrainer(Trainer):
         student_states = model(**inputs, return_distillation_states=True)
         outputs = student_states["outputs"]
         batch = self._distillation_batch(inputs, student_states, num_items_in_batch, cached_logits)
+        if label_is_gold is not None:
+            batch = dataclasses.replace(batch, label_is_gold=label_is_gold)
         terms = {term.name: term.compute(batch) for term in self.terms}
         loss = sum(getattr(self.args, term.weight_field) * terms[term.name] for term in self.terms)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices:

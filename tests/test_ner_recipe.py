@@ -165,3 +165,17 @@ def test_a_weak_teacher_is_reported_before_distillation(recipe, tiny_teacher_dir
     with caplog.at_level("WARNING", logger="hfkdq"):
         recipe.main(flags(tiny_teacher_dir, tmp_path / "run", "--teacher_min_metric", "0.99"))
     assert any("unlikely to beat plain fine-tuning" in record.message for record in caplog.records)
+
+
+def test_augmented_distillation_runs_and_is_recorded(recipe, tiny_teacher_dir, tmp_path):
+    results = recipe.main(flags(tiny_teacher_dir, tmp_path / "run", "--augment", "all"))
+    assert results["student"]["augment"] == "all"
+    assert results["student"]["metrics"]["test"]["f1"] >= 0
+
+
+def test_an_augmentation_for_another_task_fails_before_the_teacher_is_fine_tuned(
+    recipe, tiny_teacher_dir, tmp_path
+):
+    with pytest.raises(ValueError, match="does not fit a token"):
+        recipe.main(flags(tiny_teacher_dir, tmp_path / "run", "--augment", "ngram"))
+    assert not (tmp_path / "run" / "teacher").exists()

@@ -30,6 +30,12 @@ class TaskData:
     classification_report: Callable[[Any], str] | None = None
     """Optional text report of an EvalPrediction (seqeval's per-type table for NER)."""
     problem_type: str | None = None
+    raw_train: Dataset | None = None
+    """The training split before tokenization (words, tags or text columns): what augmentations rewrite."""
+    featurize: Callable[[dict[str, list]], dict[str, list]] | None = None
+    """Batched function turning raw examples into features exactly as ``features`` were made."""
+    text_columns: tuple[str, ...] = ()
+    """Text columns of a sequence task's raw examples."""
 
     @property
     def train_dataset(self) -> Dataset:

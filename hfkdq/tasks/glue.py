@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 from datasets import DatasetDict
 from transformers import PreTrainedTokenizerBase
@@ -129,4 +130,18 @@ def glue_task_data(
         main_metric=main_metric_name(task),
         eval_splits=eval_splits,
         problem_type="regression" if task.is_regression else "single_label_classification",
+        raw_train=raw["train"] if "train" in raw else None,
+        featurize=partial(
+            _featurize, tokenizer=tokenizer, text_columns=task.text_columns, max_length=max_seq_length
+        ),
+        text_columns=tuple(task.text_columns),
     )
+
+
+def _featurize(batch: dict[str, list], tokenizer, text_columns, max_length: int) -> dict[str, list]:
+    """Raw GLUE examples -> features, as `prepare_glue_features` makes them (for augmented views)."""
+    features = dict(
+        tokenizer(*[batch[column] for column in text_columns], truncation=True, max_length=max_length)
+    )
+    features["labels"] = batch["label"]
+    return features

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from transformers import EvalPrediction, PreTrainedTokenizerBase
 
 from hfkdq.data.conll import label_names_of, load_ner_dataset
-from hfkdq.data.ner import ner_data_collator, prepare_ner_features
+from hfkdq.data.ner import ner_data_collator, prepare_ner_features, tokenize_and_align_labels
 from hfkdq.metrics.ner import build_ner_compute_metrics, logits_to_tag_sequences, ner_classification_report
 from hfkdq.resources import btc_files
 from hfkdq.tasks import TaskData
@@ -63,6 +64,13 @@ def build_ner_task(data_args: NerDataArguments, tokenizer: PreTrainedTokenizerBa
             raw = _select(raw, split, data_args.max_eval_samples)
     label_names = label_names_of(raw)
     features = prepare_ner_features(raw, tokenizer, data_args.label_all_tokens, data_args.max_seq_length)
+    featurize = partial(
+        tokenize_and_align_labels,
+        tokenizer=tokenizer,
+        label_all_tokens=data_args.label_all_tokens,
+        max_length=data_args.max_seq_length,
+        label_names=label_names,
+    )
     eval_splits = [split for split in ("validation", "test") if split in features]
     return TaskData(
         features=features,
@@ -73,6 +81,8 @@ def build_ner_task(data_args: NerDataArguments, tokenizer: PreTrainedTokenizerBa
         main_metric="f1",
         eval_splits=eval_splits,
         classification_report=lambda prediction: _report(prediction, label_names),
+        raw_train=raw["train"] if "train" in raw else None,
+        featurize=featurize,
     )
 
 
