@@ -83,9 +83,10 @@ class DataSet:
     max_train_samples: int | None
     max_eval_samples: int | None = None
     task_name: str | None = None
-    learning_rate: float = 1e-4
-    epochs: float = 3
-    teacher_epochs: float = 5
+    learning_rate: float = 2e-4
+    teacher_learning_rate: float = 3e-4
+    epochs: float = 5
+    teacher_epochs: float = 10
     batch_size: int = 32
     max_seq_length: int = 128
     extra: dict = field(default_factory=dict)
@@ -119,6 +120,8 @@ def data_sets(train_samples: int, eval_samples: int | None) -> dict[str, DataSet
             "validation",
             train_samples,
             task_name="sst2",
+            learning_rate=1e-4,
+            teacher_learning_rate=1e-4,
         ),
         "rte": DataSet(
             "rte",
@@ -127,9 +130,9 @@ def data_sets(train_samples: int, eval_samples: int | None) -> dict[str, DataSet
             "validation",
             min(train_samples, 600),  # pairs are long: the costliest data set per example
             task_name="rte",
-            learning_rate=5e-5,
+            learning_rate=1e-4,
+            teacher_learning_rate=1e-4,
             epochs=4,
-            teacher_epochs=8,
             batch_size=16,
         ),
     }
@@ -206,7 +209,7 @@ def prepare(data_set: DataSet, tokenizer, work: Path):
     model_args = ModelArguments(
         teacher_name_or_path=str(teacher_dir) if (teacher_dir / "config.json").is_file() else TEACHER,
         teacher_num_train_epochs=data_set.teacher_epochs,
-        teacher_learning_rate=data_set.learning_rate,
+        teacher_learning_rate=data_set.teacher_learning_rate,
     )
     started = time.perf_counter()
     set_seed(0)
