@@ -334,7 +334,7 @@ def main() -> None:
     parser.add_argument(
         "--eval_samples",
         type=int,
-        default=1000,
+        default=600,
         help="First N sentences of each NER evaluation split (GLUE: all).",
     )
     parser.add_argument("--runs", nargs="+", default=[run.name for run in RUNS], help="Subset of run names.")
