@@ -57,7 +57,7 @@ class DistillationBatch:
     student_attentions: Sequence[torch.Tensor] = ()
     teacher_attentions: Sequence[torch.Tensor] = ()
     label_is_gold: torch.Tensor | None = None
-    """Per example (sequence tasks): 0 where an augmented view may have changed the gold label."""
+    """Per example: 0 where the label is not gold (an augmented GLUE view, a teacher-labelled transfer example)."""
 
 
 def _reduce_token_level(per_position: torch.Tensor, batch: DistillationBatch) -> torch.Tensor:
@@ -71,10 +71,12 @@ def ce_term(batch: DistillationBatch) -> torch.Tensor:
     """The student's task loss on gold labels (MSE for regression), as its own head computes it."""
     if batch.labels is None:
         raise ValueError("ce_weight > 0 needs gold labels in the batch (a 'labels' column)")
-    if batch.label_is_gold is not None and not batch.token_level:
+    if batch.label_is_gold is not None:
         gold = batch.label_is_gold.bool()
         if batch.is_regression:
             return reduce_loss(squared_error(batch.student_logits, batch.labels), gold, batch.num_items)
+        if batch.token_level:
+            gold = gold[:, None].expand_as(batch.labels)
         labels = torch.where(gold, batch.labels, torch.full_like(batch.labels, -100))
         return cross_entropy_loss(batch.student_logits, labels, batch.num_items)
     if batch.is_regression:

@@ -29,6 +29,7 @@ from hfkdq.students import count_parameters, load_student, make_student
 from hfkdq.tasks import TaskData
 from hfkdq.teacher import prepare_teacher
 from hfkdq.trainer import DistillationTrainer
+from hfkdq.transfer import load_transfer_examples, mix_transfer, pseudo_label
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,16 @@ class ModelArguments:
     )
     augment_probability: float = field(
         default=0.5, metadata={"help": "Share of training examples replaced by an augmented view each epoch."}
+    )
+    transfer_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Unlabeled text the teacher labels for the student: NER one sentence per line or CoNLL "
+            "without tags; GLUE a TSV/CSV with the task's text columns (or one sentence per line)."
+        },
+    )
+    transfer_ratio: float = field(
+        default=1.0, metadata={"help": "Transfer examples mixed in per labelled training example."}
     )
     augment_rate: float = field(
         default=0.15, metadata={"help": "Probability that one word is masked or replaced."}
@@ -148,12 +159,23 @@ def run_experiment(
             model_args.augment_rate,
             training_args.seed,
         )
+    transfer = None
+    if model_args.transfer_file:
+        if model_args.augment:
+            raise ValueError("use --augment or --transfer_file, not both in one run")
+        # Read and tokenized before the teacher is fine-tuned: a bad file fails now.
+        transfer = load_transfer_examples(model_args.transfer_file, task)
     set_seed(training_args.seed)
 
     teacher, teacher_source, teacher_curve = prepare_teacher(model_args, training_args, task, tokenizer)
     # The teacher is scored before distillation: a weak teacher is worth a warning before the long part.
     teacher_evaluation = evaluate_on_splits(_evaluator(teacher, training_args, task, tokenizer), task)
     warn_if_weak_teacher(teacher_evaluation, task, model_args.teacher_min_metric)
+    if transfer is not None:
+        labelled_transfer = pseudo_label(teacher, transfer, task.data_collator)
+        train_dataset = mix_transfer(
+            task.train_dataset, labelled_transfer, model_args.transfer_ratio, training_args.seed
+        )
     set_seed(training_args.seed)
     if model_args.student_name_or_path:
         student = load_student(resolve_model_name_or_path(model_args.student_name_or_path), teacher)
@@ -195,6 +217,8 @@ def run_experiment(
             "init": None if model_args.student_name_or_path else model_args.student_layers,
             "augment": model_args.augment,
             "augment_probability": model_args.augment_probability if model_args.augment else None,
+            "transfer_file": model_args.transfer_file,
+            "transfer_examples": None if transfer is None else len(train_dataset) - len(task.train_dataset),
             "metrics": {},
         },
         "distillation": {

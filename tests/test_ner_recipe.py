@@ -179,3 +179,24 @@ def test_an_augmentation_for_another_task_fails_before_the_teacher_is_fine_tuned
     with pytest.raises(ValueError, match="does not fit a token"):
         recipe.main(flags(tiny_teacher_dir, tmp_path / "run", "--augment", "ngram"))
     assert not (tmp_path / "run" / "teacher").exists()
+
+
+def test_a_transfer_file_is_labelled_by_the_teacher_and_recorded(recipe, tiny_teacher_dir, tmp_path):
+    transfer = tmp_path / "transfer.txt"
+    transfer.write_text("Obama visits Paris\nthe match in London\n" * 12)
+    results = recipe.main(
+        flags(
+            tiny_teacher_dir, tmp_path / "run", "--transfer_file", str(transfer), "--transfer_ratio", "0.25"
+        )
+    )
+    assert results["student"]["transfer_examples"] == 12
+
+
+def test_an_unreadable_transfer_file_fails_before_the_teacher_is_fine_tuned(
+    recipe, tiny_teacher_dir, tmp_path
+):
+    transfer = tmp_path / "transfer.txt"
+    transfer.write_bytes(b"ok\n\xff\n")
+    with pytest.raises(ValueError, match="transfer.txt:2: not UTF-8"):
+        recipe.main(flags(tiny_teacher_dir, tmp_path / "run", "--transfer_file", str(transfer)))
+    assert not (tmp_path / "run" / "teacher").exists()
