@@ -95,6 +95,14 @@ class ModelArguments:
     augment_rate: float = field(
         default=0.15, metadata={"help": "Probability that one word is masked or replaced."}
     )
+    teacher_cache: str | None = field(
+        default=None,
+        metadata={
+            "help": "Distill from the teacher's logits stored once in this directory (built when missing; "
+            "'auto': <output_dir>/teacher-cache) instead of a teacher pass per step. Only for logit-only "
+            "losses without --augment or --transfer_file."
+        },
+    )
     quantize: str | None = field(
         default=None,
         metadata={
@@ -159,6 +167,7 @@ def run_experiment(
             model_args.augment_rate,
             training_args.seed,
         )
+    check_teacher_cache_settings(model_args, training_args)
     transfer = None
     if model_args.transfer_file:
         if model_args.augment:
@@ -182,6 +191,9 @@ def run_experiment(
     else:
         student = make_student(teacher, model_args.student_num_layers, model_args.student_layers)
 
+    cache = None
+    if model_args.teacher_cache:
+        cache = _teacher_cache(model_args, training_args, teacher, teacher_source, train_dataset, task)
     trainer = DistillationTrainer(
         model=student,
         teacher_model=teacher,
@@ -191,6 +203,7 @@ def run_experiment(
         processing_class=tokenizer,
         data_collator=task.data_collator,
         compute_metrics=task.compute_metrics,
+        teacher_cache=cache,
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     save_model_atomically(trainer, output_dir / "student")
@@ -274,6 +287,60 @@ def quantize_student(
         main_metric=task.main_metric,
         overwrite=True,
     )
+
+
+def check_teacher_cache_settings(model_args: ModelArguments, training_args: DistillationArguments) -> None:
+    """The cache holds logits for the fixed training set: refuse it where that is not what trains."""
+    if not model_args.teacher_cache:
+        return
+    if model_args.augment or model_args.transfer_file:
+        raise ValueError(
+            "--teacher_cache stores the teacher's logits for the fixed training set; --augment and --transfer_file "
+            "change what trains, so they need the live teacher: drop one of them"
+        )
+    layer_terms = [term.name for term in active_terms(training_args) if term.uses_layer_map]
+    if layer_terms:
+        raise ValueError(
+            f"--teacher_cache stores logits only, but the {', '.join(layer_terms)} term(s) read the teacher's "
+            "hidden states or attentions: set their weights to 0 or drop --teacher_cache"
+        )
+
+
+def _teacher_cache(model_args, training_args, teacher, teacher_source, train_dataset, task):
+    """Build the cache when the directory has none, on the main process; every process then loads it."""
+    from hfkdq.teacher_cache import (
+        CACHE_METADATA,
+        StaleTeacherCacheError,
+        TeacherOutputCache,
+        build_teacher_cache,
+    )
+
+    directory = Path(
+        Path(training_args.output_dir) / "teacher-cache"
+        if model_args.teacher_cache == "auto"
+        else model_args.teacher_cache
+    )
+    with training_args.main_process_first(desc="teacher-output cache"):
+        if (directory / CACHE_METADATA).is_file():
+            try:
+                TeacherOutputCache.load(directory).check(teacher, train_dataset)
+            except StaleTeacherCacheError:
+                if model_args.teacher_cache != "auto":
+                    raise  # a directory the user named is not silently replaced
+                logger.info("Rebuilding the stale teacher cache in %s for this teacher and data.", directory)
+                build_teacher_cache(
+                    teacher,
+                    train_dataset,
+                    task.data_collator,
+                    directory,
+                    teacher_name_or_path=teacher_source,
+                    overwrite=True,
+                )
+        else:
+            build_teacher_cache(
+                teacher, train_dataset, task.data_collator, directory, teacher_name_or_path=teacher_source
+            )
+    return TeacherOutputCache.load(directory)
 
 
 def evaluate_on_splits(evaluator: Trainer, task: TaskData) -> dict[str, tuple[dict[str, float], str | None]]:

@@ -200,3 +200,23 @@ def test_an_unreadable_transfer_file_fails_before_the_teacher_is_fine_tuned(
     with pytest.raises(ValueError, match="transfer.txt:2: not UTF-8"):
         recipe.main(flags(tiny_teacher_dir, tmp_path / "run", "--transfer_file", str(transfer)))
     assert not (tmp_path / "run" / "teacher").exists()
+
+
+def test_the_recipe_distills_from_a_teacher_cache_and_rebuilds_a_stale_auto_cache(
+    recipe, tiny_teacher_dir, tmp_path
+):
+    logits_only = ("--teacher_cache", "auto", "--hidden_weight", "0", "--attention_weight", "0")
+    output_dir = tmp_path / "run"
+    first = recipe.main(flags(tiny_teacher_dir, output_dir, *logits_only))
+    assert (output_dir / "teacher-cache" / "hfkdq_teacher_cache.json").is_file()
+    # A second run fine-tunes the teacher again with another seed: its old cache is stale and rebuilt.
+    second = recipe.main(flags(tiny_teacher_dir, output_dir, *logits_only, "--seed", "6"))
+    assert first["student"]["metrics"]["test"]["f1"] >= 0 and second["student"]["metrics"]["test"]["f1"] >= 0
+
+
+def test_a_teacher_cache_with_layer_terms_fails_before_the_teacher_is_fine_tuned(
+    recipe, tiny_teacher_dir, tmp_path
+):
+    with pytest.raises(ValueError, match="stores logits only"):
+        recipe.main(flags(tiny_teacher_dir, tmp_path / "run", "--teacher_cache", "auto"))
+    assert not (tmp_path / "run" / "teacher").exists()
