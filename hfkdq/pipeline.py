@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, se
 
 from hfkdq.augment import augmented_training_set
 from hfkdq.config import DistillationArguments
-from hfkdq.loss_terms import active_terms, distillation_settings
+from hfkdq.loss_terms import WEIGHT_FIELDS, active_terms, distillation_settings
 from hfkdq.outputs import save_model_atomically, write_json_atomically
 from hfkdq.recipe_args import parse_recipe_args
 from hfkdq.report import format_summary
@@ -101,6 +102,13 @@ class ModelArguments:
             "help": "Distill from the teacher's logits stored once in this directory (built when missing; "
             "'auto': <output_dir>/teacher-cache) instead of a teacher pass per step. Only for logit-only "
             "losses without --augment or --transfer_file."
+        },
+    )
+    compare_plain: bool = field(
+        default=False,
+        metadata={
+            "help": "Also train the same student without distillation (same initialisation, epochs and seed, "
+            "CE only, labelled data) and report it beside the distilled one: does distillation pay here?"
         },
     )
     quantize: str | None = field(
@@ -246,7 +254,18 @@ def run_experiment(
         "reports": {},
     }
     student_evaluation = evaluate_on_splits(evaluators["student"], task)
-    for role, evaluation in (("teacher", teacher_evaluation), ("student", student_evaluation)):
+    roles = [("teacher", teacher_evaluation), ("student", student_evaluation)]
+    if model_args.compare_plain:
+        plain = train_plain_baseline(model_args, training_args, teacher, task, tokenizer)
+        results["plain_student"] = {"path": str(output_dir / "plain-student"), "metrics": {}}
+        roles.append(
+            (
+                "plain_student",
+                evaluate_on_splits(_evaluator(plain.student, training_args, task, tokenizer), task),
+            )
+        )
+        save_model_atomically(plain, output_dir / "plain-student")
+    for role, evaluation in roles:
         for split, (metrics, report) in evaluation.items():
             results[role]["metrics"][split] = metrics
             if report is not None:
@@ -287,6 +306,37 @@ def quantize_student(
         main_metric=task.main_metric,
         overwrite=True,
     )
+
+
+def train_plain_baseline(
+    model_args: ModelArguments, training_args: DistillationArguments, teacher, task: TaskData, tokenizer
+) -> DistillationTrainer:
+    """The same student trained on the gold labels alone (no teacher pass): the baseline distillation must beat."""
+    set_seed(training_args.seed)
+    if model_args.student_name_or_path:
+        student = load_student(resolve_model_name_or_path(model_args.student_name_or_path), teacher)
+    else:
+        student = make_student(teacher, model_args.student_num_layers, model_args.student_layers)
+    plain_weights = {field_name: 0.0 for field_name in WEIGHT_FIELDS} | {"ce_weight": 1.0}
+    arguments = dataclasses.replace(
+        training_args,
+        output_dir=str(Path(training_args.output_dir) / "plain-student-training"),
+        resume_from_checkpoint=None,
+        push_to_hub=False,
+        **plain_weights,
+    )
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=arguments,
+        train_dataset=task.train_dataset,
+        processing_class=tokenizer,
+        data_collator=task.data_collator,
+    )
+    trainer.train()
+    if trainer.is_world_process_zero():
+        shutil.rmtree(arguments.output_dir, ignore_errors=True)
+    return trainer
 
 
 def check_teacher_cache_settings(model_args: ModelArguments, training_args: DistillationArguments) -> None:

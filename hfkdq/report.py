@@ -228,16 +228,23 @@ def write_report(results: dict[str, Any], output_dir: str | Path) -> dict[str, P
 
 
 def format_summary(results: dict[str, Any], main_metric: str) -> str:
-    """Teacher vs student on every evaluated split, one line each."""
+    """Teacher vs student (and the plain baseline, when trained) on every evaluated split, one line each."""
     teacher, student = results["teacher"], results["student"]
+    plain = results.get("plain_student")
     width = max(16, len(main_metric) + 10)
+    header = f"{'split':<24}{'teacher ' + main_metric:>{width}}"
+    if plain:
+        header += f"{'plain ' + main_metric:>{width}}"
+    header += f"{'distilled ' + main_metric if plain else 'student ' + main_metric:>{width}}"
     lines = [
         f"teacher: {teacher['num_layers']} layers, {teacher['num_parameters'] / 1e6:.1f}M params | "
         f"student: {student['num_layers']} layers, {student['num_parameters'] / 1e6:.1f}M params",
-        f"{'split':<24}{'teacher ' + main_metric:>{width}}{'student ' + main_metric:>{width}}",
+        header,
     ]
     for split, metrics in teacher["metrics"].items():
-        student_value = student["metrics"][split][main_metric]
-        lines.append(f"{split:<24}{metrics[main_metric]:>{width}.4f}{student_value:>{width}.4f}")
+        line = f"{split:<24}{metrics[main_metric]:>{width}.4f}"
+        if plain:
+            line += f"{plain['metrics'][split][main_metric]:>{width}.4f}"
+        lines.append(line + f"{student['metrics'][split][main_metric]:>{width}.4f}")
     lines.append(f"wall time: {results['wall_time_s']:.0f} s")
     return "\n".join(lines)

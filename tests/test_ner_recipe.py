@@ -220,3 +220,21 @@ def test_a_teacher_cache_with_layer_terms_fails_before_the_teacher_is_fine_tuned
     with pytest.raises(ValueError, match="stores logits only"):
         recipe.main(flags(tiny_teacher_dir, tmp_path / "run", "--teacher_cache", "auto"))
     assert not (tmp_path / "run" / "teacher").exists()
+
+
+def test_compare_plain_trains_the_same_student_without_distillation(
+    recipe, tiny_teacher_dir, tmp_path, capsys
+):
+    output_dir = tmp_path / "run"
+    results = recipe.main(flags(tiny_teacher_dir, output_dir, "--compare_plain", "true"))
+    plain = results["plain_student"]["metrics"]
+    assert plain.keys() == results["student"]["metrics"].keys() == {"validation", "test"}
+    assert (
+        AutoModelForTokenClassification.from_pretrained(output_dir / "plain-student").config.num_hidden_layers
+        == 2
+    )
+    assert not (output_dir / "plain-student-training").exists()
+    printed = capsys.readouterr().out
+    assert "plain f1" in printed and "distilled f1" in printed
+    saved = json.loads((output_dir / "results.json").read_text())
+    assert saved["plain_student"]["metrics"]["test"]["f1"] == plain["test"]["f1"]
