@@ -71,7 +71,8 @@ def kd_divergence(
     teacher_log_probs = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
     teacher_probs = teacher_log_probs.exp()
     pointwise = teacher_probs * (teacher_log_probs - student_log_probs)
-    pointwise = torch.where(teacher_probs > 0, pointwise, torch.zeros_like(pointwise))
+    # Only an exact zero probability is dropped: a NaN from a broken teacher must surface, not vanish.
+    pointwise = torch.where(teacher_probs == 0, torch.zeros_like(pointwise), pointwise)
     return pointwise.sum(-1) * temperature**2
 
 

@@ -158,7 +158,7 @@ class DistillationTrainer(Trainer):
             # num_items_in_batch counts every process's items, and DDP averages gradients over processes.
             loss = loss * self.accelerator.num_processes
             terms = {name: value * self.accelerator.num_processes for name, value in terms.items()}
-        self._check_finite(loss, terms)
+        self._check_finite(loss, terms, batch)
         scale = 1.0 if num_items_in_batch is not None else 1.0 / self.current_gradient_accumulation_steps
         for name, value in terms.items():
             self._term_totals[name] += value.detach().float() * scale
@@ -220,13 +220,17 @@ class DistillationTrainer(Trainer):
                 return_dict=True,
             )
 
-    def _check_finite(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        if not torch.isfinite(loss.detach()).item():
-            values = ", ".join(f"{name}={value.detach().item():.6g}" for name, value in terms.items())
-            raise FloatingPointError(
-                f"non-finite distillation loss at step {self.state.global_step}: loss={loss.item()} ({values}). "
-                "Lower the learning rate, check the inputs, or train in fp32."
-            )
+    def _check_finite(
+        self, loss: torch.Tensor, terms: dict[str, torch.Tensor], batch: DistillationBatch
+    ) -> None:
+        """Stop at the first non-finite loss, naming the term and the likely cause rather than a generic hint."""
+        if torch.isfinite(loss.detach()).item():
+            return
+        values = ", ".join(f"{name}={value.detach().item():.6g}" for name, value in terms.items())
+        raise FloatingPointError(
+            f"non-finite distillation loss at step {self.state.global_step}: loss={loss.item()} ({values}). "
+            + diagnose_non_finite(batch)
+        )
 
     # ----- logging -------------------------------------------------------------------------------
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
@@ -268,3 +272,28 @@ class DistillationTrainer(Trainer):
             torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
         if self.args.push_to_hub and not _internal_call:
             self.push_to_hub(commit_message="Model save")
+
+
+def diagnose_non_finite(batch: DistillationBatch) -> str:
+    """The first cause found among the inputs of the loss, as advice a user can act on."""
+    counted = batch.token_mask if batch.token_level and batch.token_mask is not None else None
+
+    def finite(tensor: torch.Tensor | None) -> bool:
+        if tensor is None:
+            return True
+        values = tensor[counted.bool()] if counted is not None and tensor.dim() == 3 else tensor
+        return bool(torch.isfinite(values.float()).all())
+
+    if not finite(batch.student_logits):
+        return (
+            "The student's logits are not finite: its weights diverged or hold NaN/inf (check the student "
+            "checkpoint; lower the learning rate; fp16 overflow: train in bf16 or fp32)."
+        )
+    if not finite(batch.teacher_logits):
+        return (
+            "The teacher's logits are not finite at counted positions: check the teacher checkpoint, or run it in "
+            "fp32 (fp16 overflow)."
+        )
+    if batch.is_regression and batch.labels is not None and not finite(batch.labels):
+        return "A regression label is not finite: check the data file for NaN/inf scores."
+    return "The logits are finite, so a loss term overflowed: check temperature and the loss weights."

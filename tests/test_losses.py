@@ -127,3 +127,16 @@ def test_cross_entropy_matches_the_heads_own_loss_and_ignores_minus_100():
     expected = torch.nn.CrossEntropyLoss()(logits.view(-1, 3), labels.view(-1))
     assert cross_entropy_loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
     assert cross_entropy_loss(logits, labels, num_items=5).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_logits_of_magnitude_1e4_give_a_finite_kd_loss_and_gradient():
+    student = (torch.randn(2, 5, 4) * 1e4).requires_grad_()
+    teacher = torch.randn(2, 5, 4) * 1e4
+    loss = kd_loss(student, teacher, temperature=2.0)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(student.grad).all()
+
+
+def test_a_nan_teacher_makes_the_kd_loss_nan_instead_of_silently_zero():
+    teacher = torch.tensor([[float("nan"), 0.0, 1.0]])
+    assert torch.isnan(kd_loss(torch.zeros(1, 3), teacher, temperature=2.0))

@@ -1,5 +1,6 @@
 """DistillationTrainer on tiny random BERTs over slices of real NER data."""
 
+import math
 import os
 
 import pytest
@@ -144,8 +145,44 @@ def test_non_finite_loss_stops_with_the_step_and_terms(btc_task, minilm_tokenize
     with torch.no_grad():
         student.classifier.bias.fill_(float("nan"))
     trainer = _trainer(btc_task, minilm_tokenizer, _args(tmp_path, max_steps=2), teacher, student)
-    with pytest.raises(FloatingPointError, match=r"step 0.*ce=nan.*kd=nan"):
+    with pytest.raises(FloatingPointError, match=r"step 0.*ce=nan.*kd=nan.*student's logits are not finite"):
         trainer.train()
+
+
+def test_a_non_finite_teacher_is_named_as_the_cause(btc_task, minilm_tokenizer, tmp_path):
+    teacher, student = tiny_token_models(btc_task.label_names)
+    with torch.no_grad():
+        teacher.classifier.bias.fill_(float("nan"))
+    args = _args(tmp_path, max_steps=2, hidden_weight=0.0, attention_weight=0.0)
+    trainer = _trainer(btc_task, minilm_tokenizer, args, teacher, student)
+    with pytest.raises(FloatingPointError, match="teacher's logits are not finite"):
+        trainer.train()
+
+
+@pytest.mark.parametrize("temperature", [0.05, 100.0])
+def test_extreme_temperatures_keep_training_finite(temperature, btc_task, minilm_tokenizer, tmp_path):
+    args = _args(tmp_path, max_steps=3, temperature=temperature, hidden_weight=0.0, attention_weight=0.0)
+    trainer = _trainer(btc_task, minilm_tokenizer, args)
+    trainer.train()
+    assert all(math.isfinite(value) for value in _logged(trainer, "loss_kd"))
+
+
+def test_a_batch_whose_labels_are_all_ignored_gives_a_finite_zero_task_loss(
+    btc_task, minilm_tokenizer, tmp_path
+):
+    unlabelled = btc_task.train_dataset.map(lambda row: {"labels": [-100] * len(row["labels"])})
+    teacher, student = tiny_token_models(btc_task.label_names)
+    args = _args(tmp_path, max_steps=2, hidden_weight=0.0, attention_weight=0.0)
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=unlabelled,
+        processing_class=minilm_tokenizer,
+        data_collator=btc_task.data_collator,
+    )
+    trainer.train()
+    assert _logged(trainer, "loss_ce") == [0.0, 0.0]
 
 
 # ----- bad input -----------------------------------------------------------------------------------
