@@ -17,6 +17,16 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from hfkdq.commands_evaluate import EPILOG as EVALUATE_EPILOG
+from hfkdq.commands_evaluate import (
+    add_evaluate_arguments,
+    add_evaluation_data_arguments,
+    evaluation_data_options,
+    run_evaluate,
+)
+from hfkdq.commands_report import EPILOG as REPORT_EPILOG
+from hfkdq.commands_report import add_report_arguments, run_report
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_METRIC_DROP = 3
@@ -29,6 +39,8 @@ class Subcommand:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    epilog: str = ""
+    """Shown at the end of `--help`, verbatim: real command lines a user can copy ("Examples:")."""
 
 
 def _extras_note() -> str:
@@ -44,6 +56,22 @@ def _extras_note() -> str:
     )
 
 
+QUANTIZE_EPILOG = """\
+Examples:
+  # every default method on the embedded BTC dev split; fail (exit 3) if a variant loses > 2 F1 points
+  hfkdq quantize outputs/ner-btc-minilm/student --output_dir outputs/ner-btc-minilm/quantized \\
+      --methods onnx-int8,bnb-8bit,bnb-4bit,torch-int8 --max_metric_drop 2
+
+  # static ONNX int8 calibrated on 200 training sentences of your CoNLL files, teacher as a reference row
+  hfkdq quantize outputs/conll/student --output_dir outputs/conll/quantized --methods onnx-int8-static \\
+      --data_dir data/conll2003 --calibration_samples 200 --teacher_dir outputs/conll/teacher
+
+  # an SST-2 student, torch int8 only, on a GLUE dev TSV
+  hfkdq quantize outputs/glue-sst2/student --task sst2 --eval_file dev.tsv --methods torch-int8 \\
+      --output_dir outputs/glue-sst2/quantized
+"""
+
+
 def _add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     from hfkdq.quantization import available_methods
 
@@ -57,26 +85,10 @@ def _add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output_dir", required=True, help="Gets one directory per method + results/report/plot."
     )
-    data = parser.add_argument_group("evaluation data")
-    data.add_argument(
-        "--task",
-        default=None,
-        help="'ner' (default for token-classification models) or a GLUE task name (sst2, rte, ...).",
-    )
-    data.add_argument(
-        "--eval_file", default=None, help="Held-out file (CoNLL for NER, TSV/CSV/JSON for GLUE)."
-    )
-    data.add_argument(
-        "--data_dir",
-        default=None,
-        help="Directory with train/dev(validation)/test files; NER default: embedded BTC.",
-    )
+    data = add_evaluation_data_arguments(parser)
     data.add_argument(
         "--train_file", default=None, help="Training file: calibration samples for static int8."
     )
-    data.add_argument("--eval_split", default=None, help="Split to evaluate (default: validation).")
-    data.add_argument("--max_eval_samples", type=int, default=None, help="Evaluate on the first N examples.")
-    data.add_argument("--max_seq_length", type=int, default=128, help="Truncate evaluation inputs (tokens).")
     parser.add_argument(
         "--max_metric_drop",
         type=float,
@@ -140,13 +152,8 @@ def run_quantize(args: argparse.Namespace) -> int:
     methods = parse_methods(args.methods)
     data = load_evaluation_data(
         args.model_dir,
-        args.task,
-        eval_file=args.eval_file,
-        data_dir=args.data_dir,
+        **evaluation_data_options(args),
         train_file=args.train_file,
-        eval_split=args.eval_split,
-        max_eval_samples=args.max_eval_samples,
-        max_seq_length=args.max_seq_length,
         include_train=any(get_method(method).needs_calibration_data for method in methods),
     )
     method_options = {method: _method_options(args, method) for method in methods}
@@ -179,6 +186,22 @@ def run_quantize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DISTILL_EPILOG = """\
+Examples:
+  # the default experiment: MiniLM teacher fine-tuned on the embedded BTC, 3-layer student
+  hfkdq distill ner recipes/configs/ner_btc_minilm.yaml --output_dir outputs/ner-btc-minilm
+
+  # your own CoNLL files, a teacher fine-tuned earlier, and quantized variants at the end
+  hfkdq distill ner recipes/configs/ner_btc_minilm.yaml --train_file train.conll \\
+      --validation_file dev.conll --teacher_name_or_path outputs/teacher --quantize onnx-int8,torch-int8
+
+  # GLUE SST-2 from its TSV files
+  hfkdq distill glue recipes/configs/glue_sst2_minilm.yaml --output_dir outputs/glue-sst2
+
+Every flag of recipes/distill_bert_<task>.py works here: `hfkdq distill ner --help` lists them.
+"""
+
+
 def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", choices=("ner", "glue"), help="Which recipe: NER (CoNLL) or GLUE.")
     parser.add_argument(
@@ -208,12 +231,28 @@ SUBCOMMANDS: list[Subcommand] = [
         "Fine-tune or load a teacher, distill a student, evaluate both (the NER or GLUE recipe).",
         _add_distill_arguments,
         run_distill,
+        DISTILL_EPILOG,
     ),
     Subcommand(
         "quantize",
         "Quantize a saved student with several methods, evaluate and benchmark every variant.",
         _add_quantize_arguments,
         run_quantize,
+        QUANTIZE_EPILOG,
+    ),
+    Subcommand(
+        "evaluate",
+        "Evaluate one saved model or quantized variant on a data set, with the training metric code.",
+        add_evaluate_arguments,
+        run_evaluate,
+        EVALUATE_EPILOG,
+    ),
+    Subcommand(
+        "report",
+        "Render REPORT.md and pareto.png again from one or more quantization results.json files.",
+        add_report_arguments,
+        run_report,
+        REPORT_EPILOG,
     ),
 ]
 
@@ -223,7 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="Log progress (INFO).")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in SUBCOMMANDS:
-        subparser = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        subparser = subparsers.add_parser(
+            command.name,
+            help=command.help,
+            description=command.help,
+            epilog=command.epilog or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the examples' line breaks
+        )
         command.add_arguments(subparser)
         subparser.set_defaults(run=command.run)
     return parser

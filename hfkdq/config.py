@@ -16,6 +16,7 @@ from transformers import TrainingArguments
 from hfkdq.layer_map import parse_layer_spec
 from hfkdq.loss_terms import LOSS_TERMS, WEIGHT_FIELDS, hidden_loss_help
 from hfkdq.losses import HIDDEN_DISTANCES
+from hfkdq.validation import check_training_sizes
 
 
 def _weight_field(term_name: str):
@@ -83,6 +84,7 @@ def validate_distillation_settings(args) -> None:
             f"hidden_loss must be one of {', '.join(map(repr, HIDDEN_DISTANCES))}, got {args.hidden_loss!r}"
         )
     parse_layer_spec(args.layer_map)
+    check_training_sizes(args)
     check_supported_parallelism(args)
 
 

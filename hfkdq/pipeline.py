@@ -31,6 +31,7 @@ from hfkdq.tasks import TaskData
 from hfkdq.teacher import prepare_teacher
 from hfkdq.trainer import DistillationTrainer
 from hfkdq.transfer import load_transfer_examples, mix_transfer, pseudo_label
+from hfkdq.validation import check_sequence_length
 
 logger = logging.getLogger(__name__)
 
@@ -141,15 +142,27 @@ def run_experiment(
     training_args: DistillationArguments,
     task: TaskData,
     tokenizer,
+    data_args: Any = None,
 ) -> dict[str, Any]:
     """Fine-tune or load the teacher, build and distill the student, evaluate both, save everything.
 
     Writes ``<output_dir>/student`` (plain student + tokenizer), ``<output_dir>/teacher`` when the
     teacher was fine-tuned here, and ``<output_dir>/results.json``; each is written to a temporary
-    name first so a failed run leaves no half-written model behind.
+    name first so a failed run leaves no half-written model behind. With ``--push_to_hub`` the run is
+    published through `hfkdq.hub` at the very end (after quantization, gated by ``--max_metric_drop``);
+    the Trainers never push: they would publish checkpoints and the bare student without its card.
+    `data_args` (the recipe's data arguments) are recorded in results.json for the model card.
     """
     started = time.perf_counter()
     output_dir = Path(training_args.output_dir)
+    hub_model_id = None
+    if training_args.push_to_hub:
+        from hfkdq.hub import check_can_push, check_repo_id
+
+        # Checked now, not after hours of training: a bad repo id, offline mode or a missing token.
+        hub_model_id = check_repo_id(training_args.hub_model_id or output_dir.absolute().name)
+        check_can_push(getattr(training_args, "hub_token", None))
+        training_args = dataclasses.replace(training_args, push_to_hub=False)
     if model_args.quantize:
         from hfkdq.quantization import parse_methods
 
@@ -250,6 +263,7 @@ def run_experiment(
                 for name in ("learning_rate", "num_train_epochs", "max_steps", "seed")
             },
         },
+        "data": data_record(data_args),
         "train_metrics": train_result.metrics,
         "reports": {},
     }
@@ -278,11 +292,46 @@ def run_experiment(
         for name, report in results["reports"].items():
             print(f"\n{name} per-type report\n{report}")
         print(format_summary(results, task.main_metric))
+        metric_drop = None
         if model_args.quantize:
-            results["quantization"] = quantize_student(model_args, task, output_dir, teacher_source)
+            from hfkdq.quantization.errors import MetricDropError
+
+            try:
+                results["quantization"] = quantize_student(model_args, task, output_dir, teacher_source)
+            except MetricDropError as error:
+                if hub_model_id is None:
+                    raise
+                metric_drop = error  # the passing variants are still published; the run fails after
             write_json_atomically(output_dir / "results.json", results)
+        if hub_model_id is not None:
+            from hfkdq.hub import push_to_hub
+
+            push_to_hub(
+                output_dir,
+                hub_model_id,
+                max_metric_drop=model_args.max_metric_drop,
+                private=bool(getattr(training_args, "hub_private_repo", False)),
+                token=getattr(training_args, "hub_token", None),
+            )
+        if metric_drop is not None:
+            raise metric_drop
     trainer.accelerator.wait_for_everyone()
     return results
+
+
+def data_record(data_args: Any) -> dict[str, Any] | None:
+    """Which data the run used (Hub id, task, files), as results.json records it for the model card."""
+    if data_args is None:
+        return None
+    record = {
+        name: getattr(data_args, name)
+        for name in ("dataset_name", "dataset_config_name", "task_name")
+        if getattr(data_args, name, None)
+    }
+    files = data_args.data_files() if callable(getattr(data_args, "data_files", None)) else None
+    if files:
+        record["files"] = {split: str(path) for split, path in files.items()}
+    return record
 
 
 def quantize_student(
@@ -447,6 +496,10 @@ def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = N
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     logging.getLogger("hfkdq").setLevel(training_args.get_process_log_level())
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    teacher_source = resolve_model_name_or_path(model_args.teacher_name_or_path)
+    check_sequence_length(
+        data_args.max_seq_length, AutoConfig.from_pretrained(teacher_source), teacher_source
+    )
     tokenizer = load_tokenizer(model_args)
     task = build_task(data_args, tokenizer)
-    return run_experiment(model_args, training_args, task, tokenizer)
+    return run_experiment(model_args, training_args, task, tokenizer, data_args)

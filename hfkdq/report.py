@@ -15,6 +15,7 @@ The plot draws on an Agg canvas directly, so saving a PNG never changes the call
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,10 +59,20 @@ def reference_for(
     """The `reference` row measured on `variant`'s device; else the first (primary) one; else None.
 
     Rows without a "device" (results written before devices were recorded) all match each other.
+    Only a reference of the row's own "group" counts: `merge_results` groups rows by the student they
+    were quantized from, and a variant of one student measured against another's fp32 means nothing.
     """
-    references = [row for row in rows if row["name"] == reference]
+    references = [
+        row for row in rows if row["name"] == reference and row.get("group") == variant.get("group")
+    ]
     same_device = (row for row in references if row.get("device") == variant.get("device"))
     return next(same_device, references[0] if references else None)
+
+
+def display_name(variant: dict[str, Any]) -> str:
+    """'onnx-int8', or 'student-a/onnx-int8' for a row of a merged report (see `merge_results`)."""
+    group = variant.get("group")
+    return f"{group}/{variant['name']}" if group else variant["name"]
 
 
 def _fmt(value: float | None, digits: int = 2, suffix: str = "", signed: bool = False) -> str:
@@ -105,7 +116,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         verification = variant.get("verification") or {}
         agreement = verification.get("prediction_agreement")
         row = [
-            f"{variant['name']}" + (" (reference)" if reference is variant else ""),
+            display_name(variant) + (" (reference)" if reference is variant else ""),
             _fmt(metric_value(variant, metric), 4),
             _fmt(delta.get("metric_points"), 2, signed=True) if reference is not variant else "–",
             _fmt(_mb(variant.get("size_bytes")), 2),
@@ -141,6 +152,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         "are against the fp32 student on the same device. Agreement: argmax agreement "
         "(token classification: real tokens only). Δ in metric points (×100).",
     ]
+    if results.get("merged_from"):
+        parts += ["", f"Merged from {len(results['merged_from'])} results files:", ""]
+        parts += [f"- `{source}`" for source in results["merged_from"]]
+        parts += [f"- Note: {note}" for note in results.get("merge_notes") or []]
     violations = results.get("violations") or []
     if violations:
         parts += ["", f"**FAILED: metric drop above {results.get('max_metric_drop')} points**", ""]
@@ -173,7 +188,8 @@ def plot_pareto(results: dict[str, Any], path: str | Path) -> Path:
 
     def label_of(variant: dict[str, Any]) -> str:
         """'fp32' twice would be ambiguous when references run on several devices."""
-        return f"{variant['name']} ({variant.get('device')})" if several_devices else variant["name"]
+        name = display_name(variant)
+        return f"{name} ({variant.get('device')})" if several_devices else name
 
     figure = Figure(figsize=(11, 4.5), dpi=110)
     FigureCanvasAgg(figure)
@@ -225,6 +241,122 @@ def write_report(results: dict[str, Any], output_dir: str | Path) -> dict[str, P
     report_path = output_dir / REPORT_FILE
     report_path.write_text(render_markdown(results))
     return {"json": json_path, "markdown": report_path, "plot": plot_pareto(results, output_dir / PLOT_FILE)}
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a quantization `results.json`, failing with the file's name when it is not one.
+
+    Checked here, not deep inside the rendering, so that a distillation run's results.json or a
+    truncated file is named as the problem instead of surfacing as a KeyError in a table.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such results file.")
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})."
+        ) from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not a JSON text file ({error}).") from error
+    expected = (
+        f"{path} is not a quantization results file (the results.json of hfkdq quantize): it needs "
+        "'main_metric' and a non-empty 'variants' list of rows with 'name' and 'metrics'."
+    )
+    if not isinstance(results, dict) or "main_metric" not in results or not results.get("variants"):
+        if isinstance(results, dict) and {"teacher", "student"} <= set(results):
+            expected += (
+                " This looks like a distillation run's results.json; its quantization results are in "
+                "<output_dir>/quantized/results.json (recipe --quantize, or hfkdq quantize)."
+            )
+        raise ValueError(expected)
+    rows = results["variants"]
+    if not isinstance(rows, list) or not all(
+        isinstance(row, dict) and "name" in row and isinstance(row.get("metrics"), dict) for row in rows
+    ):
+        raise ValueError(expected)
+    return results
+
+
+def _group_labels(model_dirs: Sequence[str]) -> dict[str, str]:
+    """A short, unique label per student directory: its name, else its last two parts, else a number."""
+    for parts in (1, 2):
+        labels = {
+            model_dir: "/".join(Path(model_dir).parts[-parts:]) or model_dir for model_dir in model_dirs
+        }
+        if len(set(labels.values())) == len(labels):
+            return labels
+    return {model_dir: f"{index + 1}" for index, model_dir in enumerate(model_dirs)}
+
+
+def merge_results(results_list: Sequence[dict[str, Any]], sources: Sequence[str] = ()) -> dict[str, Any]:
+    """One `results` dict from several quantization runs, ready for `write_report`.
+
+    A single input is returned unchanged, so re-rendering a report is idempotent. Several runs of one
+    student (e.g. ONNX measured in one environment, bitsandbytes on a GPU in another) pool their rows;
+    a (name, device) row measured twice is kept from the first file. Runs of different students keep
+    their rows apart in groups (`display_name` shows "student/variant"), each measured against its own
+    fp32 row. All runs must rank by the same metric. What a reader should know about the merge
+    (dropped duplicates, different evaluation sizes or latency settings) goes into `merge_notes`.
+    """
+    if not results_list:
+        raise ValueError("No results to merge.")
+    sources = list(sources) or [f"results #{index + 1}" for index in range(len(results_list))]
+    if len(results_list) == 1:
+        return results_list[0]
+    metrics = {results["main_metric"] for results in results_list}
+    if len(metrics) > 1:
+        described = ", ".join(f"{r['main_metric']} ({s})" for r, s in zip(results_list, sources, strict=True))
+        raise ValueError(
+            f"The results rank by different metrics: {described}. Merge reports of one task only."
+        )
+    model_dirs = list(dict.fromkeys(str(results.get("model_dir", "?")) for results in results_list))
+    labels = _group_labels(model_dirs) if len(model_dirs) > 1 else {}
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    notes: list[str] = []
+    violations: list[dict[str, Any]] = []
+    for results, source in zip(results_list, sources, strict=True):
+        group = labels.get(str(results.get("model_dir", "?")))
+        for row in results["variants"]:
+            key = (group, row["name"], row.get("device"))
+            if key in seen:
+                notes.append(
+                    f"{display_name({**row, 'group': group})} on {row.get('device')} from {source} "
+                    "was measured in an earlier file too; the earlier row is kept."
+                )
+                continue
+            seen.add(key)
+            rows.append({**row, "group": group} if group else dict(row))
+        for item in results.get("violations") or []:
+            name = f"{group}/{item['variant']}" if group else item["variant"]
+            violations.append({**item, "variant": name})
+    sizes = {str(results.get("eval_examples", "?")) for results in results_list}
+    if len(sizes) > 1:
+        notes.append(f"The runs evaluated different numbers of examples ({', '.join(sorted(sizes))}).")
+    settings = {json.dumps(results.get("latency", {}), sort_keys=True) for results in results_list}
+    if len(settings) > 1:
+        notes.append("The runs timed latency with different settings; the caption shows the first run's.")
+    metric = metrics.pop()
+    for row in rows:
+        reference = reference_for(row, rows)
+        row["deltas"] = deltas(row, reference, metric) if reference else {}
+    drops = {results.get("max_metric_drop") for results in results_list}
+    first = results_list[0]
+    return {
+        "model_dir": ", ".join(model_dirs),
+        "head": first.get("head"),
+        "main_metric": metric,
+        "reference": "fp32",
+        "eval_examples": " / ".join(sorted(sizes)) if len(sizes) > 1 else first.get("eval_examples"),
+        "latency": first.get("latency", {}),
+        "max_metric_drop": drops.pop() if len(drops) == 1 else None,
+        "violations": violations,
+        "variants": rows,
+        "merged_from": [str(source) for source in sources],
+        "merge_notes": notes,
+    }
 
 
 def format_summary(results: dict[str, Any], main_metric: str) -> str:

@@ -363,3 +363,23 @@ def test_collator_pads_each_batch_to_its_longest_example(minilm_tokenizer):
     longest = max(len(ids) for ids in train["input_ids"])
     assert batch["input_ids"].shape == (2, longest)
     assert batch["labels"].tolist() == [0, 1]
+
+
+def test_a_header_only_file_names_the_split_and_file(minilm_tokenizer, tmp_path):
+    from hfkdq.tasks.glue import GlueDataArguments, build_glue_task
+
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\na fine film\t1\n")
+    header_only = tmp_path / "dev.tsv"
+    header_only.write_text("sentence\tlabel\n")
+    arguments = GlueDataArguments(task_name="sst2", train_file=str(train), validation_file=str(header_only))
+    with pytest.raises(ValueError, match=r"validation split \(.*dev.tsv\) has no examples"):
+        build_glue_task(arguments, minilm_tokenizer)
+
+
+@pytest.mark.parametrize("field", ["max_train_samples", "max_eval_samples"])
+def test_zero_samples_are_refused_when_parsed(field):
+    from hfkdq.tasks.glue import GlueDataArguments
+
+    with pytest.raises(ValueError, match=f"{field} must be a whole number >= 1"):
+        GlueDataArguments(task_name="sst2", **{field: 0})

@@ -238,3 +238,29 @@ def test_compare_plain_trains_the_same_student_without_distillation(
     assert "plain f1" in printed and "distilled f1" in printed
     saved = json.loads((output_dir / "results.json").read_text())
     assert saved["plain_student"]["metrics"]["test"]["f1"] == plain["test"]["f1"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--max_seq_length", "0"), "max_seq_length must be a whole number >= 2"),
+        (("--max_seq_length", "4096"), "longer than .* can read"),
+        (("--max_train_samples", "0"), "max_train_samples must be a whole number >= 1"),
+        (("--max_eval_samples", "-3"), "max_eval_samples must be a whole number >= 1"),
+        (("--per_device_train_batch_size", "0"), "per_device_train_batch_size must be a whole number >= 1"),
+        (("--gradient_accumulation_steps", "0"), "gradient_accumulation_steps must be"),
+        (("--num_train_epochs", "0"), "num_train_epochs must be > 0"),
+    ],
+)
+def test_bad_sizes_and_counts_fail_before_any_work(recipe, tiny_teacher_dir, tmp_path, extra, message):
+    output_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        recipe.main(flags(tiny_teacher_dir, output_dir, *extra))
+    assert not output_dir.exists() or not any(output_dir.iterdir())
+
+
+def test_a_header_only_or_empty_split_names_the_split_and_file(recipe, tiny_teacher_dir, tmp_path):
+    empty = tmp_path / "dev.conll"
+    empty.write_text("\n\n")
+    with pytest.raises(ValueError, match=r"split 'validation' \(.*dev.conll\) holds no sentences"):
+        recipe.main(flags(tiny_teacher_dir, tmp_path / "run", "--validation_file", str(empty)))

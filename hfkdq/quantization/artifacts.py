@@ -82,15 +82,41 @@ def inspect_model_dir(model_dir: str | Path) -> SavedModel:
             f"{path} has a config.json but no weights ({', '.join(WEIGHT_FILES[:2])}); "
             "save the model with model.save_pretrained(dir)."
         )
+    config = _read_config(path)
+    if getattr(config, "quantization_config", None):
+        raise NotASavedModelError(f"{path} is already quantized (its config has a quantization_config).")
+    return SavedModel(path=path, config=config, head=head_of(config, path))
+
+
+def inspect_evaluable_dir(model_dir: str | Path) -> SavedModel:
+    """Describe a saved fp32 model OR a quantized variant directory, for code that only reads it.
+
+    Evaluation and data loading need the head, the label maps and the tokenizer, which every variant
+    carries (config.json + tokenizer files + `hfkdq_quantization.json`); `inspect_model_dir` refuses
+    variants because quantizing one again makes no sense, which is not true of evaluating it.
+    """
+    path = Path(model_dir)
+    metadata = read_metadata(path) if path.is_dir() else {}
+    if not metadata:
+        return inspect_model_dir(path)
+    if not (path / "config.json").is_file():
+        raise NotASavedModelError(
+            f"{path} is a quantized variant ({metadata.get('method', '?')}) without its config.json; "
+            "write it again with hfkdq quantize."
+        )
+    config = _read_config(path)
+    return SavedModel(path=path, config=config, head=metadata.get("head") or head_of(config, path))
+
+
+def _read_config(path: Path) -> Any:
+    """The directory's config.json through transformers, or a `NotASavedModelError` saying why not."""
     from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError, KeyError) as error:
         raise NotASavedModelError(f"{path}/config.json cannot be read by transformers: {error}") from error
-    if getattr(config, "quantization_config", None):
-        raise NotASavedModelError(f"{path} is already quantized (its config has a quantization_config).")
-    return SavedModel(path=path, config=config, head=head_of(config, path))
+    return config
 
 
 def save_tokenizer(source: str | Path, target: str | Path) -> bool:

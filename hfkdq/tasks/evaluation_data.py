@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hfkdq.quantization.artifacts import inspect_model_dir
+from hfkdq.quantization.artifacts import inspect_evaluable_dir, inspect_model_dir
 
 NER_TASK = "ner"
 SPLIT_ALIASES = {
@@ -164,16 +164,19 @@ def load_evaluation_data(
     max_eval_samples: int | None = None,
     max_seq_length: int = 128,
     include_train: bool = True,
+    allow_variants: bool = False,
 ) -> EvaluationData:
     """Build the evaluation data for the student in `model_dir`, tokenized with its own tokenizer.
 
     `task`: "ner" (default for token-classification models; without files the embedded BTC corpus is
     used) or a GLUE task name (sst2, rte, ...; required for sequence-classification models).
     The training split is tokenized only with `include_train` (static quantization's calibration pool).
+    `allow_variants` accepts a quantized variant directory too (`hfkdq evaluate`); quantizing refuses
+    one up front, before any data is read, so it leaves this off.
     """
     from transformers import AutoTokenizer
 
-    model = inspect_model_dir(model_dir)
+    model = inspect_evaluable_dir(model_dir) if allow_variants else inspect_model_dir(model_dir)
     task = (task or (NER_TASK if model.head == "token" else "")).lower()
     if not task:
         raise ValueError(

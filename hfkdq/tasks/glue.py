@@ -13,6 +13,7 @@ from hfkdq.data.glue import glue_data_collator, glue_eval_splits, load_glue_data
 from hfkdq.glue_tasks import GlueTask, get_glue_task
 from hfkdq.metrics.glue import build_glue_compute_metrics, main_metric_name
 from hfkdq.tasks import TaskData
+from hfkdq.validation import check_data_sizes, check_splits_not_empty
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,9 @@ class GlueDataArguments:
     )
 
     def __post_init__(self) -> None:
-        # Fail on a misspelt task before any model or data is loaded; store the canonical name.
+        # Fail on a misspelt task or a bad size before any model or data is loaded; store the canonical name.
         self.task_name = get_glue_task(self.task_name).name
+        check_data_sizes(self.max_seq_length, self.max_train_samples, self.max_eval_samples)
 
     def data_files(self) -> dict[str, str] | None:
         """Split name -> local file, or None to read `dataset_name` (or the Hub's GLUE) instead."""
@@ -104,6 +106,7 @@ def build_glue_task(data_args: GlueDataArguments, tokenizer: PreTrainedTokenizer
         limit = data_args.max_train_samples if split == "train" else data_args.max_eval_samples
         if limit is not None and len(raw[split]) > limit:
             raw[split] = raw[split].select(range(limit))
+    check_splits_not_empty(raw, data_args.data_files())
     return glue_task_data(task, raw, tokenizer, data_args.max_seq_length)
 
 

@@ -13,6 +13,7 @@ from hfkdq.data.ner import ner_data_collator, prepare_ner_features, tokenize_and
 from hfkdq.metrics.ner import build_ner_compute_metrics, logits_to_tag_sequences, ner_classification_report
 from hfkdq.resources import btc_files
 from hfkdq.tasks import TaskData
+from hfkdq.validation import check_data_sizes, check_splits_not_empty
 
 
 @dataclass
@@ -43,6 +44,9 @@ class NerDataArguments:
         default=None, metadata={"help": "Use the first N sentences of eval splits."}
     )
 
+    def __post_init__(self) -> None:
+        check_data_sizes(self.max_seq_length, self.max_train_samples, self.max_eval_samples)
+
     def data_files(self) -> dict[str, str] | None:
         files = {"train": self.train_file, "validation": self.validation_file, "test": self.test_file}
         files = {split: path for split, path in files.items() if path}
@@ -62,6 +66,7 @@ def build_ner_task(data_args: NerDataArguments, tokenizer: PreTrainedTokenizerBa
     for split in raw:
         if split != "train":
             raw = _select(raw, split, data_args.max_eval_samples)
+    check_splits_not_empty(raw, data_args.data_files())
     label_names = label_names_of(raw)
     features = prepare_ner_features(raw, tokenizer, data_args.label_all_tokens, data_args.max_seq_length)
     featurize = partial(

@@ -1,0 +1,76 @@
+"""Checks of sizes, counts and splits that must hold before any training starts.
+
+Each failure names the flag (or file and split) and the fix; none of them may surface later as an
+`IndexError`, a `range()` of a negative number, or a crash in evaluation after hours of training.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "bart")
+"""Model types whose position ids start after the padding index, so two positions are not usable."""
+
+
+def check_count(name: str, value: Any, minimum: int = 1, allow_none: bool = True) -> None:
+    """An integer flag such as a batch size or a sample count: a whole number >= `minimum` (or None)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"--{name} must be a whole number >= {minimum}, got {value!r}")
+
+
+def check_data_sizes(max_seq_length: Any, max_train_samples: Any, max_eval_samples: Any) -> None:
+    """Sizes of the data arguments, checked when they are parsed."""
+    check_count("max_seq_length", max_seq_length, minimum=2, allow_none=False)
+    check_count("max_train_samples", max_train_samples)
+    check_count("max_eval_samples", max_eval_samples)
+
+
+def usable_positions(config: Any) -> int | None:
+    """How many tokens the model can read: its position embeddings, less RoBERTa-style offsets."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None:
+        return None
+    return positions - 2 if getattr(config, "model_type", "") in ROBERTA_LIKE else positions
+
+
+def check_sequence_length(max_seq_length: int, config: Any, model_name: str) -> None:
+    """A sequence length the model cannot embed would crash only in evaluation, after training."""
+    limit = usable_positions(config)
+    if limit is not None and max_seq_length > limit:
+        raise ValueError(
+            f"--max_seq_length {max_seq_length} is longer than {model_name} can read ({limit} positions): "
+            f"use --max_seq_length {limit} or less"
+        )
+
+
+def check_splits_not_empty(features: Any, sources: dict[str, str] | None = None) -> None:
+    """Every loaded split has examples: a header-only file or a filter that kept nothing fails here."""
+    for split, data in features.items():
+        if len(data) == 0:
+            where = f" ({sources[split]})" if sources and split in sources else ""
+            raise ValueError(
+                f"the {split} split{where} has no examples: the file is empty or holds only a header, or a "
+                "--max_*_samples / filter left nothing"
+            )
+
+
+def check_training_sizes(args: Any) -> None:
+    """Batch sizes, accumulation and schedule lengths of `TrainingArguments`."""
+    check_count("per_device_train_batch_size", args.per_device_train_batch_size, allow_none=False)
+    check_count("per_device_eval_batch_size", args.per_device_eval_batch_size, allow_none=False)
+    check_count("gradient_accumulation_steps", args.gradient_accumulation_steps, allow_none=False)
+    if args.max_steps is not None and args.max_steps <= 0:
+        if not (isinstance(args.num_train_epochs, (int, float)) and math.isfinite(args.num_train_epochs)):
+            raise ValueError(f"--num_train_epochs must be a finite number > 0, got {args.num_train_epochs!r}")
+        if args.num_train_epochs <= 0:
+            raise ValueError(
+                f"--num_train_epochs must be > 0 (or set --max_steps > 0), got {args.num_train_epochs!r}"
+            )
+    if (
+        not (isinstance(args.learning_rate, (int, float)) and math.isfinite(args.learning_rate))
+        or args.learning_rate < 0
+    ):
+        raise ValueError(f"--learning_rate must be a finite number >= 0, got {args.learning_rate!r}")
