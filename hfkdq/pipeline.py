@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, se
 from hfkdq.augment import augmented_training_set
 from hfkdq.config import DistillationArguments
 from hfkdq.loss_terms import WEIGHT_FIELDS, active_terms, distillation_settings
+from hfkdq.model_checks import check_model_source
 from hfkdq.outputs import save_model_atomically, write_json_atomically
 from hfkdq.recipe_args import parse_recipe_args
 from hfkdq.report import format_summary
@@ -485,6 +486,29 @@ def _evaluator(
     )
 
 
+RECIPE_ERRORS = (ValueError, OSError, ImportError)
+"""What a user can act on from one line: bad flags, files, models (OSError covers missing/locked files)."""
+
+
+def recipe_main(data_arguments_type: type, build_task, argv: list[str] | None = None) -> int:
+    """A recipe script's entry point: one clear line and exit status 1 on a bad input; the
+    traceback only with ``--verbose``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv
+    argv = [flag for flag in argv if flag != "--verbose"]
+    try:
+        run_recipe(data_arguments_type, build_task, argv)
+    except RECIPE_ERRORS as error:
+        if verbose:
+            raise
+        print(
+            f"{Path(sys.argv[0]).name}: error: {error} (rerun with --verbose for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = None) -> dict[str, Any]:
     """A recipe's whole `main`: parse ``[config.yaml] [--flags]``, set up logging, build the task, run.
 
@@ -497,6 +521,11 @@ def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = N
     logging.getLogger("hfkdq").setLevel(training_args.get_process_log_level())
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     teacher_source = resolve_model_name_or_path(model_args.teacher_name_or_path)
+    check_model_source(teacher_source, "teacher")
+    if model_args.student_name_or_path:
+        check_model_source(
+            resolve_model_name_or_path(model_args.student_name_or_path), "student", need_tokenizer=False
+        )
     check_sequence_length(
         data_args.max_seq_length, AutoConfig.from_pretrained(teacher_source), teacher_source
     )

@@ -68,7 +68,10 @@ def prepare_teacher(
 
     logger.info("Fine-tuning teacher %s on the task first.", source)
     extra = {"problem_type": task.problem_type} if task.problem_type else {}
-    teacher = head_class.from_pretrained(source, num_labels=task.num_labels, **task.label_maps(), **extra)
+    # A checkpoint with another head (or another label count) gets a fresh head: that is what is trained here.
+    teacher = head_class.from_pretrained(
+        source, num_labels=task.num_labels, ignore_mismatched_sizes=True, **task.label_maps(), **extra
+    )
     teacher_dir = Path(training_args.output_dir) / "teacher"
     validation = task.features.get(task.eval_splits[0]) if task.eval_splits else None
     select_best = model_args.teacher_select_best and validation is not None

@@ -12,8 +12,10 @@ or `--dataset_name` (default without files: the Hub's `nyu-mll/glue`, which need
 
 from __future__ import annotations
 
+import sys
+
 from hfkdq.config import DistillationArguments
-from hfkdq.pipeline import ModelArguments, run_recipe
+from hfkdq.pipeline import ModelArguments, recipe_main, run_recipe
 from hfkdq.tasks.glue import GlueDataArguments, build_glue_task
 
 __all__ = ["DistillationArguments", "GlueDataArguments", "ModelArguments", "main"]
@@ -24,4 +26,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(recipe_main(GlueDataArguments, build_glue_task))

@@ -9,8 +9,10 @@ Every `TrainingArguments` flag works; YAML keys are the same flags, and flags ov
 
 from __future__ import annotations
 
+import sys
+
 from hfkdq.config import DistillationArguments
-from hfkdq.pipeline import ModelArguments, run_recipe
+from hfkdq.pipeline import ModelArguments, recipe_main, run_recipe
 from hfkdq.tasks.ner import NerDataArguments, build_ner_task
 
 __all__ = ["DistillationArguments", "NerDataArguments", "ModelArguments", "main"]
@@ -21,4 +23,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(recipe_main(NerDataArguments, build_ner_task))

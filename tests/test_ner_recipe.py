@@ -264,3 +264,18 @@ def test_a_header_only_or_empty_split_names_the_split_and_file(recipe, tiny_teac
     empty.write_text("\n\n")
     with pytest.raises(ValueError, match=r"split 'validation' \(.*dev.conll\) holds no sentences"):
         recipe.main(flags(tiny_teacher_dir, tmp_path / "run", "--validation_file", str(empty)))
+
+
+def test_a_teacher_with_another_head_type_is_re_headed_not_a_size_mismatch(
+    recipe, tiny_teacher_dir, minilm_tokenizer, tmp_path
+):
+    from conftest import tiny_bert_config
+    from transformers import BertForSequenceClassification
+
+    teacher_dir = tmp_path / "sequence-teacher"
+    BertForSequenceClassification(
+        tiny_bert_config(num_labels=2, num_layers=4, hidden_size=64)
+    ).save_pretrained(teacher_dir)
+    minilm_tokenizer.save_pretrained(teacher_dir)
+    results = recipe.main(flags(teacher_dir, tmp_path / "run"))
+    assert results["teacher"]["num_layers"] == 4
