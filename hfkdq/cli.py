@@ -26,6 +26,7 @@ from hfkdq.commands_evaluate import (
 )
 from hfkdq.commands_report import EPILOG as REPORT_EPILOG
 from hfkdq.commands_report import add_report_arguments, run_report
+from hfkdq.hub import add_push_arguments, run_push
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -253,6 +254,13 @@ SUBCOMMANDS: list[Subcommand] = [
         add_report_arguments,
         run_report,
         REPORT_EPILOG,
+    ),
+    Subcommand(
+        "push",
+        "Publish a run to the Hugging Face Hub: student on main, each variant on its own branch, model card, "
+        "quality gate.",
+        add_push_arguments,
+        run_push,
     ),
 ]
 
