@@ -38,11 +38,11 @@ $(LATEST_STAMP): pyproject.toml .ci/constraints-latest.txt
 	$(call make_venv,$(LATEST_VENV),.ci/constraints-latest.txt,$(LATEST_EXTRAS))
 
 test: setup
-	$(OFFLINE) $(PY) -m pytest -q -rs tests
+	$(OFFLINE) $(PY) -m pytest -q -rs tests notebooks --nbmake --nbmake-timeout=600
 
 # Every test that does not need ONNX (those skip, saying so), the 2-process accelerate test included.
 test-latest: setup-latest
-	$(OFFLINE) $(LATEST_PY) -m pytest -q -rs tests
+	$(OFFLINE) $(LATEST_PY) -m pytest -q -rs tests notebooks --nbmake --nbmake-timeout=600
 
 demo: setup
 	$(OFFLINE) $(PY) recipes/distill_bert_ner.py recipes/configs/ner_btc_minilm.yaml
