@@ -38,6 +38,12 @@ class DistillationArguments(TrainingArguments):
         default="uniform",
         metadata={"help": "Student->teacher layers: 'uniform', 'last', or teacher layers such as '1,3,5'."},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace a finished run in output_dir (its results.json); without it such a run is kept."
+        },
+    )
     match_embeddings: bool = field(
         default=True,
         metadata={"help": "Also match the embedding outputs (layer -1 of both) in the hidden-state loss."},

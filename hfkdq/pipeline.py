@@ -26,6 +26,7 @@ from hfkdq.outputs import save_model_atomically, write_json_atomically
 from hfkdq.recipe_args import parse_recipe_args
 from hfkdq.report import format_summary
 from hfkdq.resources import resolve_model_name_or_path
+from hfkdq.run_dir import check_not_finished, replacing_previous_run, run_lock
 from hfkdq.student_init import DEFAULT_STUDENT_INIT, choose_init_layers, init_help
 from hfkdq.students import count_parameters, load_student, make_student
 from hfkdq.tasks import TaskData
@@ -139,6 +140,26 @@ def load_tokenizer(model_args: ModelArguments):
 
 
 def run_experiment(
+    model_args: ModelArguments,
+    training_args: DistillationArguments,
+    task: TaskData,
+    tokenizer,
+    data_args: Any = None,
+) -> dict[str, Any]:
+    """`run_experiment_unlocked` with one run per output directory: a lock refuses a concurrent run, a
+    finished directory is replaced only with ``--overwrite_output_dir``, and a failed re-run leaves the
+    previous run's outputs as they were."""
+    output_dir = Path(training_args.output_dir)
+    check_not_finished(
+        output_dir, training_args.overwrite_output_dir, bool(training_args.resume_from_checkpoint)
+    )
+    if training_args.process_index != 0:
+        return run_experiment_unlocked(model_args, training_args, task, tokenizer, data_args)
+    with run_lock(output_dir), replacing_previous_run(output_dir):
+        return run_experiment_unlocked(model_args, training_args, task, tokenizer, data_args)
+
+
+def run_experiment_unlocked(
     model_args: ModelArguments,
     training_args: DistillationArguments,
     task: TaskData,

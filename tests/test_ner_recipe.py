@@ -210,7 +210,9 @@ def test_the_recipe_distills_from_a_teacher_cache_and_rebuilds_a_stale_auto_cach
     first = recipe.main(flags(tiny_teacher_dir, output_dir, *logits_only))
     assert (output_dir / "teacher-cache" / "hfkdq_teacher_cache.json").is_file()
     # A second run fine-tunes the teacher again with another seed: its old cache is stale and rebuilt.
-    second = recipe.main(flags(tiny_teacher_dir, output_dir, *logits_only, "--seed", "6"))
+    second = recipe.main(
+        flags(tiny_teacher_dir, output_dir, *logits_only, "--seed", "6", "--overwrite_output_dir", "true")
+    )
     assert first["student"]["metrics"]["test"]["f1"] >= 0 and second["student"]["metrics"]["test"]["f1"] >= 0
 
 
@@ -279,3 +281,36 @@ def test_a_teacher_with_another_head_type_is_re_headed_not_a_size_mismatch(
     minilm_tokenizer.save_pretrained(teacher_dir)
     results = recipe.main(flags(teacher_dir, tmp_path / "run"))
     assert results["teacher"]["num_layers"] == 4
+
+
+def test_a_finished_run_is_kept_unless_overwritten_and_a_failed_rerun_restores_it(
+    recipe, tiny_teacher_dir, tmp_path, monkeypatch
+):
+    output_dir = tmp_path / "run"
+    recipe.main(flags(tiny_teacher_dir, output_dir))
+    before = (output_dir / "results.json").read_text()
+    weights = (output_dir / "student" / "model.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match="--overwrite_output_dir"):
+        recipe.main(flags(tiny_teacher_dir, output_dir))
+
+    import hfkdq.pipeline
+
+    def fail_in_evaluation(*args, **kwargs):
+        raise RuntimeError("evaluation crashed")
+
+    monkeypatch.setattr(hfkdq.pipeline, "write_json_atomically", fail_in_evaluation)
+    with pytest.raises(RuntimeError, match="evaluation crashed"):
+        recipe.main(flags(tiny_teacher_dir, output_dir, "--overwrite_output_dir", "true", "--seed", "9"))
+    assert (output_dir / "results.json").read_text() == before
+    assert (output_dir / "student" / "model.safetensors").read_bytes() == weights, (
+        "student and results stay one run"
+    )
+    assert not list(output_dir.glob(".previous-run-*")) and not (output_dir / ".hfkdq-run.lock").exists()
+
+
+def test_a_second_concurrent_run_is_refused(recipe, tiny_teacher_dir, tmp_path):
+    from hfkdq.run_dir import run_lock
+
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(RuntimeError, match="another run .* is writing to"):
+            recipe.main(flags(tiny_teacher_dir, tmp_path / "run"))
