@@ -22,7 +22,7 @@ EVAL_FAST = ["--max_eval_samples", "24"]
 
 @pytest.fixture(scope="module")
 def quantized_run(tmp_path_factory, minilm_tokenizer) -> Path:
-    """A tiny NER student quantized with torch-int8 (every stack has it): student/ and quantized/."""
+    """A tiny NER student quantized with torch-int8 and bnb-8bit (both core methods): student/, quantized/."""
     root = tmp_path_factory.mktemp("evaluate-report")
     save_student(root / "student", minilm_tokenizer, BTC_LABELS)
     status = main(
@@ -30,7 +30,7 @@ def quantized_run(tmp_path_factory, minilm_tokenizer) -> Path:
             "quantize",
             str(root / "student"),
             "--methods",
-            "torch-int8",
+            "torch-int8,bnb-8bit",
             "--output_dir",
             str(root / "quantized"),
         ]
@@ -47,22 +47,25 @@ def rows_by_name(results_path: Path) -> dict[str, dict]:
 # ---------------------------------------------------------------- evaluate
 
 
-@pytest.mark.parametrize("directory", ["student", "quantized/torch-int8"], ids=["fp32", "torch-int8"])
-def test_evaluate_gives_the_numbers_quantize_gave(quantized_run, directory, tmp_path, capsys):
+@pytest.mark.parametrize("method", ["fp32", "torch-int8", "bnb-8bit"])
+def test_evaluate_gives_the_numbers_quantize_gave(quantized_run, method, tmp_path, capsys):
     capsys.readouterr()
+    directory = quantized_run / ("student" if method == "fp32" else f"quantized/{method}")
     output = tmp_path / "metrics.json"
-    status = main(["evaluate", str(quantized_run / directory), *EVAL_FAST, "--output", str(output)])
+    status = main(["evaluate", str(directory), *EVAL_FAST, "--output", str(output)])
     assert status == EXIT_OK
     printed = capsys.readouterr().out.splitlines()
-    method = "fp32" if directory == "student" else "torch-int8"
-    assert printed[0].startswith(
-        f"{quantized_run / directory} ({method}, cpu) on ner validation: 24 examples"
-    )
-    assert printed[1].split()[0] == "f1", "the main metric is printed first"
     record = json.loads(output.read_text())
+    assert printed[0].startswith(f"{directory} ({method}, {record['device']}) on ner validation: 24 examples")
+    assert printed[1].split()[0] == "f1", "the main metric is printed first"
     assert record["main_metric"] == "f1" and list(record["metrics"])[0] == "f1"
     assert (record["method"], record["eval_split"], record["eval_examples"]) == (method, "validation", 24)
-    measured = rows_by_name(quantized_run / "quantized" / "results.json")[method]["metrics"]
+    results = json.loads((quantized_run / "quantized" / "results.json").read_text())
+    (measured,) = [
+        row["metrics"]
+        for row in results["variants"]
+        if row["name"] == method and row["device"] == record["device"]
+    ]
     assert record["metrics"] == pytest.approx(measured, abs=1e-12), "one evaluation path, same numbers"
 
 
