@@ -4,8 +4,8 @@
     hfkdq quantize outputs/student --methods onnx-int8,bnb-8bit,bnb-4bit,torch-int8 \\
         --output_dir outputs/quantized --max_metric_drop 1.0
 
-A subcommand is a `(name, help, add_arguments, run)` entry in `SUBCOMMANDS`; `run(args) -> int` is the
-exit status. Exit statuses: 0 success, 1 a usage/data/model error (message, no traceback),
+A subcommand is a `(name, help, add_arguments, run, epilog)` entry in `SUBCOMMANDS`; `run(args) -> int`
+is the exit status, and `epilog` holds the examples that end its --help. Exit statuses: 0 success, 1 a usage/data/model error (message, no traceback),
 2 argparse's own usage errors, 3 a variant lost more metric points than `--max_metric_drop` allows.
 """
 
