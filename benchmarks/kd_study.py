@@ -371,6 +371,38 @@ def main() -> None:
     write_results(output_dir, results_dir, teachers, sizes, options)
 
 
+def render_markdown(payload: dict) -> str:
+    """REPORT.md: every run's mean +/- sd per data set, and the mean over data sets that chose the defaults."""
+    data_sets = list(payload["per_run"])
+    lines = [
+        "# Which settings? (measured by benchmarks/kd_study.py)",
+        "",
+        payload["description"],
+        f"Subsampling: {payload['subsampling']['note']}. Seeds: {payload['seeds']}. "
+        f"Device: {payload['environment']['device']}.",
+        "",
+        "| run | " + " | ".join(data_sets) + " | mean over data sets |",
+        "|---|" + "---:|" * (len(data_sets) + 1),
+        "| teacher | "
+        + " | ".join(f"{payload['teachers'][ds]['score']:.2f}" for ds in data_sets)
+        + " | "
+        + f"{statistics.mean(payload['teachers'][ds]['score'] for ds in data_sets):.2f} |",
+    ]
+    for run in RUNS:
+        cells = [payload["per_run"][ds].get(run.name) for ds in data_sets]
+        if not any(cells):
+            continue
+        shown = [f"{c['mean']:.2f} ± {c['sd']:.2f} (n={c['n']})" if c else "–" for c in cells]
+        mean = payload["mean_over_data_sets"].get(run.name)
+        lines.append(f"| {run.name} | " + " | ".join(shown) + f" | {mean if mean is not None else '–'} |")
+    chosen = payload["chosen"]
+    lines += [
+        "",
+        f"Best 3-layer run by the mean over data sets: **{chosen['best_3_layer_run']}** (init {chosen['init']}).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def write_results(output_dir: Path, results_dir: Path, teachers: dict, sizes: dict, options) -> None:
     runs = [json.loads(path.read_text()) for path in sorted((output_dir / "runs").glob("*/*.json"))]
     payload = {
@@ -394,6 +426,8 @@ def write_results(output_dir: Path, results_dir: Path, teachers: dict, sizes: di
     staging = path.with_suffix(".json.partial")
     staging.write_text(json.dumps(payload, indent=2) + "\n")
     staging.replace(path)
+    if payload["per_run"]:
+        (results_dir / "REPORT.md").write_text(render_markdown(payload))
 
 
 if __name__ == "__main__":
