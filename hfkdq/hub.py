@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from hfkdq.heads import head_of_architectures
+from hfkdq.validation import check_max_metric_drop
 
 MAIN = "main"
 CARD_FILE = "README.md"
@@ -207,15 +208,6 @@ def check_repo_id(repo_id: str) -> str:
             f"at most 96 characters), e.g. you/minilm-btc-student. {error}"
         ) from error
     return repo_id
-
-
-def check_max_metric_drop(value: float | None) -> float | None:
-    """A threshold in metric points: finite and >= 0 (NaN would let every variant through)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"--max_metric_drop must be a finite number of metric points >= 0, got {value!r}")
-    return float(value)
 
 
 def _missing(directory: Path, name: str) -> ValueError:

@@ -33,7 +33,7 @@ from hfkdq.tasks import TaskData
 from hfkdq.teacher import prepare_teacher
 from hfkdq.trainer import DistillationTrainer
 from hfkdq.transfer import load_transfer_examples, mix_transfer, pseudo_label
-from hfkdq.validation import check_sequence_length
+from hfkdq.validation import check_max_metric_drop, check_sequence_length
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,7 @@ class ModelArguments:
     )
 
     def __post_init__(self) -> None:
+        check_max_metric_drop(self.max_metric_drop)
         if self.quantize:
             from hfkdq.quantization import parse_methods
 

@@ -74,3 +74,12 @@ def check_training_sizes(args: Any) -> None:
         or args.learning_rate < 0
     ):
         raise ValueError(f"--learning_rate must be a finite number >= 0, got {args.learning_rate!r}")
+
+
+def check_max_metric_drop(value: float | None) -> float | None:
+    """A quality-gate threshold in metric points: finite and >= 0 (NaN would let every variant through)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"--max_metric_drop must be a finite number of metric points >= 0, got {value!r}")
+    return float(value)

@@ -252,6 +252,8 @@ def test_compare_plain_trains_the_same_student_without_distillation(
         (("--per_device_train_batch_size", "0"), "per_device_train_batch_size must be a whole number >= 1"),
         (("--gradient_accumulation_steps", "0"), "gradient_accumulation_steps must be"),
         (("--num_train_epochs", "0"), "num_train_epochs must be > 0"),
+        (("--max_metric_drop", "nan"), "max_metric_drop must be a finite number"),
+        (("--max_metric_drop", "-1"), "max_metric_drop must be a finite number"),
     ],
 )
 def test_bad_sizes_and_counts_fail_before_any_work(recipe, tiny_teacher_dir, tmp_path, extra, message):

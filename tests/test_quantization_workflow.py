@@ -106,6 +106,13 @@ def test_drop_within_the_allowance_passes(setup, tmp_path):
     assert results["violations"] == []
 
 
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), -0.5])
+def test_a_threshold_that_would_switch_the_gate_off_fails_before_any_work(setup, tmp_path, threshold):
+    with pytest.raises(ValueError, match="max_metric_drop must be a finite number"):
+        run(setup, tmp_path / "out", ["torch-int8"], max_metric_drop=threshold)
+    assert not (tmp_path / "out").exists()
+
+
 def test_unknown_method_fails_before_any_work(setup, tmp_path):
     with pytest.raises(ValueError, match="Valid methods"):
         run(setup, tmp_path / "out", "torch-int8,fp8")

@@ -37,6 +37,7 @@ from hfkdq.quantization import (
 from hfkdq.quantization.errors import CalibrationDataError, MetricDropError
 from hfkdq.quantization.verify import compare_predictions, write_verification
 from hfkdq.report import deltas, markdown_table, reference_for, write_report
+from hfkdq.validation import check_max_metric_drop
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ def quantize_and_evaluate(
     options for its backend (e.g. {"onnx-int8": {"per_channel": False}}).
     """
     names = parse_methods(methods)
+    max_metric_drop = check_max_metric_drop(max_metric_drop)
     student = inspect_model_dir(model_dir)
     output_dir = Path(output_dir)
     method_options = method_options or {}
