@@ -453,8 +453,10 @@ def build_model_card(
         "Broad Twitter Corpus (BTC)" if btc else dataset_name or data.get("task_name") or "the task's data"
     )
     auto, _, pipeline_tag = _class_names(head)
-    base_model = teacher.get("name_or_path")
+    # A teacher fine-tuned by the run lives in a local directory; its Hub base is what a reader can follow.
+    base_model = teacher.get("base_model") or teacher.get("name_or_path")
     base_model = base_model if _is_hub_id(base_model) else None
+    teacher_label = base_model or Path(str(teacher.get("name_or_path", "unknown"))).name
 
     eval_results = []
     for split, metrics in (student.get("metrics") or {}).items():
@@ -491,7 +493,7 @@ def build_model_card(
         "",
         f"A {student.get('num_layers', '?')}-layer student distilled with "
         "hfkdq from the teacher "
-        f"`{teacher.get('name_or_path', 'unknown')}` ({teacher.get('num_layers', '?')} layers) on {dataset_label}, "
+        f"`{teacher_label}` ({teacher.get('num_layers', '?')} layers) on {dataset_label}, "
         f"for {pipeline_tag.replace('-', ' ')}. The fp32 student is on `main`; each quantized variant is on its own "
         "branch of this repository (see *Revisions*).",
         "",

@@ -261,6 +261,7 @@ def run_experiment_unlocked(
         "task": {"head": task.head, "labels": task.label_names, "main_metric": task.main_metric},
         "teacher": {
             "name_or_path": teacher_source,
+            "base_model": model_args.teacher_name_or_path,
             "num_parameters": count_parameters(teacher),
             "num_layers": teacher.config.num_hidden_layers,
             "metrics": {split: metrics for split, (metrics, _) in teacher_evaluation.items()},

@@ -127,7 +127,8 @@ def _write_run_results(run: Path) -> None:
     results = {
         "task": {"head": "token", "labels": ["L0", "L1", "L2"], "main_metric": "f1"},
         "teacher": {
-            "name_or_path": "sentence-transformers/all-MiniLM-L6-v2",
+            "name_or_path": str(run / "teacher"),  # fine-tuned by the run: a local directory
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
             "num_parameters": 22_600_000,
             "num_layers": 6,
             "metrics": {"validation": {"f1": 0.7372}, "test": {"f1": 0.7604}},
@@ -264,6 +265,7 @@ def test_model_card(hub, first_push):
         ("test", "f1", 0.7165),
     ]
     assert "model-index" in text
+    assert "/tmp" not in text and "pytest-" not in text, "no local path is published in the card"
     assert "CC BY 4.0" in text and "Derczynski" in text and "@inproceedings" in text
     assert f"{hub.url}/{REPO}/resolve/main/pareto.png" in text
     assert f'AutoModelForTokenClassification.from_pretrained("{REPO}")' in text
