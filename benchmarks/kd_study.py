@@ -413,7 +413,8 @@ def write_results(output_dir: Path, results_dir: Path, teachers: dict, sizes: di
         ),
         "subsampling": {
             "train_examples": sizes,
-            "note": f"first {options.train_samples} training examples of each data set; first "
+            "note": f"first {options.train_samples} training examples of each data set (RTE: "
+            f"{min(options.train_samples, 600)}); first "
             f"{options.eval_samples} sentences of each NER evaluation split; GLUE validation splits in full",
         },
         "seeds": options.seeds,
