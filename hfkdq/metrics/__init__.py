@@ -1,6 +1,6 @@
 """Offline GLUE and seqeval metrics, as pure functions and as `evaluate` metric modules.
 
-`evaluate.load("glue", ...)` and `evaluate.load("seqeval")` fetch their scripts from the Hub at run
+The Hub glue and seqeval metrics fetch their scripts from the Hub at run
 time; `load_metric` returns this package's equivalents (same inputs, same keys) without any network,
 so code written for `evaluate` runs on machines that cannot reach the Hub. The module files are also
 valid `evaluate.load` script paths (`metric_script_path`).

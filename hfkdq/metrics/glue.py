@@ -5,7 +5,7 @@ cannot do; these pure functions give the same numbers (same key names as the Hub
 and `run_glue.py`, so results stay comparable) with no network access.
 
 `Glue` publishes them as an `evaluate` metric module (`Glue("mrpc").compute(...)`, `.add_batch(...)`),
-so code written against `evaluate.load("glue", "mrpc")` runs unchanged offline; this file is also a
+so code written against the Hub glue metric (config "mrpc") runs unchanged offline; this file is also a
 valid `evaluate.load` script path. `build_glue_compute_metrics` computes through `Glue` as well, so the
 Trainer, the evaluation of quantized variants and direct `evaluate` users share one code path.
 """
@@ -113,7 +113,7 @@ def main_metric_name(task: GlueTask | str) -> str:
 class Glue(evaluate.Metric):
     """The GLUE metric as an offline `evaluate` module; the config name is the task ("mrpc", "STS-B", ...).
 
-    A drop-in for the Hub's `evaluate.load("glue", task)`: same inputs and key names, computed by
+    A drop-in for the Hub glue metric (config = task): same inputs and key names, computed by
     `glue_metrics`. Two differences, both deliberate: tasks with two metrics also report
     `combined_score` (their mean, as `run_glue.py` adds), and STS-B scores are stored as float64
     rather than the Hub's float32, so `compute` returns exactly what `glue_metrics` does. (Stored

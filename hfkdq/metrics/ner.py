@@ -8,7 +8,7 @@ comparable with published ones and with Hugging Face's `run_ner` example.
 
 `Seqeval` publishes the scores as an `evaluate` metric module with the Hub `seqeval` metric's inputs and
 output (`overall_precision`, ..., one dict per entity type), so code written against
-`evaluate.load("seqeval")` runs unchanged offline; this file is also a valid `evaluate.load` script
+the Hub seqeval metric runs unchanged offline; this file is also a valid `evaluate.load` script
 path. `ner_metrics` and `build_ner_compute_metrics` flatten that same output the way `run_ner` does,
 so every caller shares one code path (`seqeval_scores`).
 """
@@ -115,7 +115,7 @@ def ner_metrics(predictions: TagSequences, references: TagSequences) -> dict[str
 class Seqeval(evaluate.Metric):
     """Entity-level NER scores as an offline `evaluate` module, a drop-in for the Hub's `seqeval` metric.
 
-    `evaluate.load("seqeval")` fetches its script from the Hub at run time; this module needs no
+    The Hub seqeval metric fetches its script from the Hub at run time; this module needs no
     network and returns the Hub metric's keys, computed by `seqeval_scores`. Unlike the Hub metric,
     a zero division scores 0 by default instead of warning, as everywhere in this toolkit.
     """
