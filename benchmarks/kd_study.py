@@ -20,8 +20,10 @@ points (0-100). Defaults are chosen by the mean over all four data sets, never o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
+import os
 import platform
 import statistics
 import time
@@ -30,17 +32,20 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+from datasets import load_from_disk
 from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 
+from hfkdq.augment import augmented_training_set
 from hfkdq.config import DistillationArguments
 from hfkdq.pipeline import ModelArguments
-from hfkdq.resources import resolve_model_name_or_path
+from hfkdq.resources import btc_files, resolve_model_name_or_path
 from hfkdq.students import make_student
 from hfkdq.teacher import prepare_teacher
 from hfkdq.teacher_cache import TeacherOutputCache, build_teacher_cache
 from hfkdq.trainer import DistillationTrainer
+from hfkdq.transfer import load_transfer_examples, mix_transfer, pseudo_label
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(os.environ.get("HFKDQ_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
 
 PLAIN = dict(ce_weight=1.0, kd_weight=0.0, hidden_weight=0.0, attention_weight=0.0)
@@ -54,6 +59,8 @@ class Run:
     weights: dict
     init: str
     layers: int
+    augment: str | None = None
+    transfer_ratio: float | None = None  # None: no transfer set; math.inf: all of it
 
     @property
     def name(self) -> str:
@@ -71,6 +78,10 @@ RUNS = [
     Run("plain", PLAIN, "bottom", 3),
     Run("kd", KD, "bottom", 3),
     Run("kd_hidden", KD_HIDDEN, "alternate", 3),
+    Run("kd_augment", KD, "alternate", 3, augment="all"),
+    Run("kd_transfer1", KD, "alternate", 3, transfer_ratio=1.0),
+    Run("kd_transfer3", KD, "alternate", 3, transfer_ratio=3.0),
+    Run("kd_transferall", KD, "alternate", 3, transfer_ratio=math.inf),
 ]
 
 
@@ -89,53 +100,141 @@ class DataSet:
     teacher_epochs: float = 10
     batch_size: int = 32
     max_seq_length: int = 128
+    transfer: bool = False  # the training examples after the labeled subset form an unlabeled transfer set
+    max_transfer_examples: int | None = None
     extra: dict = field(default_factory=dict)
 
 
-def data_sets(train_samples: int, eval_samples: int | None) -> dict[str, DataSet]:
+def _ner_files(name: str) -> dict[str, str]:
+    if name == "btc":
+        return btc_files()  # embedded in the package (CC BY 4.0), byte for byte ../shared/data/btc
+    return {split: str(SHARED / "conll2003" / f"{split}.txt") for split in ("train", "validation", "test")}
+
+
+def _glue_files(name: str) -> dict[str, str]:
+    return {split: str(SHARED / "glue" / name / f"{split}.tsv") for split in ("train", "validation")}
+
+
+def data_sets(train_samples: int, eval_samples: int | None, full: bool = False) -> dict[str, DataSet]:
+    """The study's data sets.
+
+    Subsampled (CPU): the first ``train_samples`` training examples of each. ``full`` (GPU): the full
+    training splits (SST-2: an 8k subset, the rest being its transfer set), with epoch budgets that
+    give each data set a comparable number of steps, plus the semi-supervised variants
+    ``*-semi`` whose un-labeled remainder is the transfer set.
+    """
+    if not full:
+        return {
+            "btc": DataSet(
+                "btc", "ner", _ner_files("btc"), "test", train_samples, max_eval_samples=eval_samples
+            ),
+            "conll2003": DataSet(
+                "conll2003",
+                "ner",
+                _ner_files("conll2003"),
+                "test",
+                train_samples,
+                max_eval_samples=eval_samples,
+            ),
+            "sst2": DataSet(
+                "sst2",
+                "glue",
+                _glue_files("sst2"),
+                "validation",
+                train_samples,
+                task_name="sst2",
+                learning_rate=1e-4,
+                teacher_learning_rate=1e-4,
+            ),
+            "rte": DataSet(
+                "rte",
+                "glue",
+                _glue_files("rte"),
+                "validation",
+                min(train_samples, 600),  # pairs are long: the costliest data set per example
+                task_name="rte",
+                learning_rate=1e-4,
+                teacher_learning_rate=1e-4,
+                epochs=4,
+                batch_size=16,
+            ),
+        }
+    glue = dict(learning_rate=1e-4, teacher_learning_rate=1e-4)
     return {
-        "btc": DataSet(
-            "btc",
-            "ner",
-            {
-                split: str(SHARED / "btc" / f"{stem}.conll")
-                for split, stem in (("train", "train"), ("validation", "dev"), ("test", "test"))
-            },
-            "test",
-            train_samples,
-            max_eval_samples=eval_samples,
-        ),
+        "btc": DataSet("btc", "ner", _ner_files("btc"), "test", None, epochs=5, teacher_epochs=8),
         "conll2003": DataSet(
-            "conll2003",
-            "ner",
-            {split: str(SHARED / "conll2003" / f"{split}.txt") for split in ("train", "validation", "test")},
-            "test",
-            train_samples,
-            max_eval_samples=eval_samples,
+            "conll2003", "ner", _ner_files("conll2003"), "test", None, epochs=3, teacher_epochs=5
         ),
         "sst2": DataSet(
             "sst2",
             "glue",
-            {split: str(SHARED / "glue" / "sst2" / f"{split}.tsv") for split in ("train", "validation")},
+            _glue_files("sst2"),
             "validation",
-            train_samples,
+            8000,
             task_name="sst2",
-            learning_rate=1e-4,
-            teacher_learning_rate=1e-4,
+            epochs=5,
+            teacher_epochs=5,
+            transfer=True,
+            **glue,
         ),
         "rte": DataSet(
             "rte",
             "glue",
-            {split: str(SHARED / "glue" / "rte" / f"{split}.tsv") for split in ("train", "validation")},
+            _glue_files("rte"),
             "validation",
-            min(train_samples, 600),  # pairs are long: the costliest data set per example
+            None,
             task_name="rte",
-            learning_rate=1e-4,
-            teacher_learning_rate=1e-4,
-            epochs=4,
+            epochs=8,
+            teacher_epochs=10,
             batch_size=16,
+            **glue,
+        ),
+        "btc-semi": DataSet(
+            "btc-semi", "ner", _ner_files("btc"), "test", 1000, epochs=10, teacher_epochs=15, transfer=True
+        ),
+        "conll2003-semi": DataSet(
+            "conll2003-semi",
+            "ner",
+            _ner_files("conll2003"),
+            "test",
+            2000,
+            epochs=8,
+            teacher_epochs=10,
+            transfer=True,
         ),
     }
+
+
+def smoke_sized(data_set: DataSet) -> DataSet:
+    """The data set cut to a few examples and one epoch, to check the study's whole path quickly."""
+    return dataclasses.replace(
+        data_set,
+        max_train_samples=min(data_set.max_train_samples or 48, 48),
+        max_eval_samples=48,
+        max_transfer_examples=96,
+        epochs=1,
+        teacher_epochs=1,
+    )
+
+
+def write_transfer_file(data_set: DataSet, path: Path) -> int:
+    """The training examples after the labeled subset, without labels, in a --transfer_file format.
+
+    NER: CoNLL without tags (one token per line, blank line between sentences); GLUE: a TSV whose
+    header names the task's text column. Returns the number of examples written.
+    """
+    train = Path(data_set.files["train"])
+    if data_set.kind == "ner":
+        sentences = [block.splitlines() for block in train.read_text().split("\n\n") if block.strip()]
+        rest = sentences[data_set.max_train_samples :][: data_set.max_transfer_examples]
+        path.write_text("\n\n".join("\n".join(line.split()[0] for line in s) for s in rest) + "\n")
+        return len(rest)
+    lines = train.read_text().splitlines()
+    header = lines[0].split("\t")
+    column = header.index("sentence")
+    rest = lines[1 + data_set.max_train_samples :][: data_set.max_transfer_examples]
+    path.write_text("sentence\n" + "\n".join(line.split("\t")[column] for line in rest) + "\n")
+    return len(rest)
 
 
 def build_task(data_set: DataSet, tokenizer):
@@ -202,12 +301,13 @@ def score(model, task, split: str, data_set: DataSet) -> float:
     return round(100 * metrics[f"{split}_{task.main_metric}"], 2)
 
 
-def prepare(data_set: DataSet, tokenizer, work: Path):
-    """The data set's task, its teacher (fine-tuned once, reused on resume), teacher scores and logit cache."""
+def prepare(data_set: DataSet, tokenizer, work: Path, teacher_base: str = TEACHER):
+    """The data set's task, its teacher (fine-tuned once, reused on resume), teacher scores, logit cache
+    and (where the data set has one) its teacher-labeled transfer set."""
     task = build_task(data_set, tokenizer)
     teacher_dir = work / "teacher"
     model_args = ModelArguments(
-        teacher_name_or_path=str(teacher_dir) if (teacher_dir / "config.json").is_file() else TEACHER,
+        teacher_name_or_path=str(teacher_dir) if (teacher_dir / "config.json").is_file() else teacher_base,
         teacher_num_train_epochs=data_set.teacher_epochs,
         teacher_learning_rate=data_set.teacher_learning_rate,
     )
@@ -230,23 +330,52 @@ def prepare(data_set: DataSet, tokenizer, work: Path):
         cache = TeacherOutputCache.load(cache_dir)
     else:
         cache = build_teacher_cache(teacher.model, task.train_dataset, task.data_collator, cache_dir)
-    return task, teacher.model, json.loads(info_file.read_text()), cache
+    transfer = None
+    if data_set.transfer:
+        labelled_dir = work / "transfer-labelled"
+        if not (labelled_dir / "dataset_info.json").is_file():
+            source = work / ("transfer.conll" if data_set.kind == "ner" else "transfer.tsv")
+            write_transfer_file(data_set, source)
+            examples = load_transfer_examples(str(source), task)
+            labelled = pseudo_label(teacher.model, examples, task.data_collator, batch_size=128)
+            labelled.save_to_disk(str(labelled_dir.with_name("transfer-labelled.partial")))
+            labelled_dir.with_name("transfer-labelled.partial").replace(labelled_dir)
+        transfer = load_from_disk(str(labelled_dir))
+    return task, teacher.model, json.loads(info_file.read_text()), cache, transfer
 
 
-def run_one(data_set: DataSet, task, teacher, cache, tokenizer, run: Run, seed: int, work: Path) -> dict:
+def training_set(task, tokenizer, run: Run, seed: int, transfer):
+    """The run's training set: the labeled set, fresh augmented views of it, or it mixed with the transfer set."""
+    if run.augment:
+        return augmented_training_set(task, tokenizer, run.augment, 0.5, 0.15, seed)
+    if run.transfer_ratio is not None:
+        ratio = (
+            len(transfer) / len(task.train_dataset) if math.isinf(run.transfer_ratio) else run.transfer_ratio
+        )
+        return mix_transfer(task.train_dataset, transfer, ratio, seed)
+    return task.train_dataset
+
+
+def run_one(
+    data_set: DataSet, task, teacher, cache, tokenizer, run: Run, seed: int, work: Path, transfer=None
+) -> dict:
     set_seed(seed)
     student = make_student(teacher, run.layers, run.init)
-    args = training_arguments(data_set, work / "scratch", seed, len(task.train_dataset), **run.weights)
+    train_dataset = training_set(task, tokenizer, run, seed, transfer)
+    args = training_arguments(data_set, work / "scratch", seed, len(train_dataset), **run.weights)
     only_logits = run.weights.get("hidden_weight", 0) == 0 and run.weights.get("attention_weight", 0) == 0
+    # The cache holds the teacher's logits for the fixed labeled set; augmented views and transfer
+    # examples are new inputs, so those runs query the live teacher.
+    fixed_inputs = train_dataset is task.train_dataset
     started = time.perf_counter()
     trainer = DistillationTrainer(
         model=student,
         teacher_model=teacher,
         args=args,
-        train_dataset=task.train_dataset,
+        train_dataset=train_dataset,
         processing_class=tokenizer,
         data_collator=task.data_collator,
-        teacher_cache=cache if only_logits and run.weights["kd_weight"] > 0 else None,
+        teacher_cache=cache if only_logits and fixed_inputs and run.weights["kd_weight"] > 0 else None,
     )
     result = trainer.train()
     seconds = time.perf_counter() - started
@@ -259,9 +388,14 @@ def run_one(data_set: DataSet, task, teacher, cache, tokenizer, run: Run, seed: 
         "init_teacher_layers": student.config.distilled_from_layers,
         "seed": seed,
         "weights": run.weights,
+        "augment": run.augment,
+        "train_examples": len(train_dataset),
+        "transfer_examples": len(train_dataset) - len(task.train_dataset) if run.transfer_ratio else 0,
+        "optimizer_steps": result.global_step,
         "score": score(trainer.student, task, data_set.report_split, data_set),
         "train_seconds": round(seconds, 1),
         "train_loss": result.training_loss,
+        "device": environment()["device"],
     }
 
 
@@ -338,37 +472,82 @@ def main() -> None:
         help="First N sentences of each NER evaluation split (GLUE: all).",
     )
     parser.add_argument("--runs", nargs="+", default=[run.name for run in RUNS], help="Subset of run names.")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="Full training splits (SST-2: 8k, its rest a transfer set) and the *-semi data sets; for a GPU.",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="48 examples, one epoch: checks the whole path in a minute."
+    )
+    parser.add_argument("--teacher", default=TEACHER, help="Teacher base: Hub id or local directory.")
+    parser.add_argument(
+        "--prepare_only", action="store_true", help="Fine-tune teachers and build caches only."
+    )
+    parser.add_argument(
+        "--no_results", action="store_true", help="Write run records only (for several processes at once)."
+    )
+    parser.add_argument(
+        "--deadline_seconds", type=float, default=None, help="Start no new run after this many seconds."
+    )
+    parser.add_argument(
+        "--render_only", action="store_true", help="Rewrite results.json and REPORT.md from the run records."
+    )
     options = parser.parse_args()
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_name_or_path(TEACHER))
+    began = time.monotonic()
     output_dir, results_dir = Path(options.output_dir), Path(options.results_dir)
+    if options.render_only:
+        teachers = {
+            path.parent.name: json.loads(path.read_text())
+            for path in sorted(output_dir.glob("*/teacher.json"))
+            if path.parent.name in options.data_sets
+        }
+        sizes = {
+            entry["data_set"]: entry["train_examples"]
+            for entry in (json.loads(path.read_text()) for path in output_dir.glob("runs/*/plain-*.json"))
+        }
+        results_dir.mkdir(parents=True, exist_ok=True)
+        write_results(output_dir, results_dir, teachers, sizes, options)
+        return
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_name_or_path(options.teacher))
     results_dir.mkdir(parents=True, exist_ok=True)
-    selected = [data_sets(options.train_samples, options.eval_samples)[name] for name in options.data_sets]
+    available = data_sets(options.train_samples, options.eval_samples, options.full)
+    if options.smoke:
+        available = {name: smoke_sized(data_set) for name, data_set in available.items()}
+    selected = [available[name] for name in options.data_sets]
     prepared, teachers, sizes = {}, {}, {}
     for data_set in selected:
         work = output_dir / data_set.name
         work.mkdir(parents=True, exist_ok=True)
-        prepared[data_set.name] = prepare(data_set, tokenizer, work)
+        prepared[data_set.name] = prepare(data_set, tokenizer, work, options.teacher)
         teachers[data_set.name] = prepared[data_set.name][2]
         sizes[data_set.name] = len(prepared[data_set.name][0].train_dataset)
         print(f"{data_set.name}: teacher {teachers[data_set.name]}", flush=True)
+    if options.prepare_only:
+        return
 
-    runs_wanted = [run for run in RUNS if run.name in options.runs]
+    runs_wanted = [run for name in options.runs for run in RUNS if run.name == name]
     for run in runs_wanted:
         for seed in options.seeds:
             for data_set in selected:
                 record = output_dir / "runs" / data_set.name / f"{run.name}-seed{seed}.json"
-                if record.is_file():
+                if record.is_file() or (run.transfer_ratio is not None and not data_set.transfer):
                     continue
-                task, teacher, _, cache = prepared[data_set.name]
+                if options.deadline_seconds and time.monotonic() - began > options.deadline_seconds:
+                    print(f"deadline reached; not starting {record.name}", flush=True)
+                    return
+                task, teacher, _, cache, transfer = prepared[data_set.name]
                 entry = run_one(
-                    data_set, task, teacher, cache, tokenizer, run, seed, output_dir / data_set.name
+                    data_set, task, teacher, cache, tokenizer, run, seed, output_dir / data_set.name, transfer
                 )
                 record.parent.mkdir(parents=True, exist_ok=True)
                 record.write_text(json.dumps(entry, indent=2) + "\n")
                 print(json.dumps(entry), flush=True)
-                write_results(output_dir, results_dir, teachers, sizes, options)
-    write_results(output_dir, results_dir, teachers, sizes, options)
+                if not options.no_results:
+                    write_results(output_dir, results_dir, teachers, sizes, options)
+    if not options.no_results:
+        write_results(output_dir, results_dir, teachers, sizes, options)
 
 
 def render_markdown(payload: dict) -> str:
@@ -413,7 +592,13 @@ def write_results(output_dir: Path, results_dir: Path, teachers: dict, sizes: di
         ),
         "subsampling": {
             "train_examples": sizes,
-            "note": f"first {options.train_samples} training examples of each data set (RTE: "
+            "note": (
+                "full training splits (SST-2: its first 8,000 sentences, the other 59,349 being its transfer "
+                "set); *-semi: the first 1,000 (BTC) / 2,000 (CoNLL-2003) training sentences labeled, the rest "
+                "of the training split without tags as the transfer set; evaluation splits in full"
+            )
+            if options.full
+            else f"first {options.train_samples} training examples of each data set (RTE: "
             f"{min(options.train_samples, 600)}); first "
             f"{options.eval_samples} sentences of each NER evaluation split; GLUE validation splits in full",
         },

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+import torch
 from transformers import AutoConfig, EarlyStoppingCallback, PreTrainedModel, Trainer
 
 from hfkdq.config import DistillationArguments
@@ -69,8 +70,15 @@ def prepare_teacher(
     logger.info("Fine-tuning teacher %s on the task first.", source)
     extra = {"problem_type": task.problem_type} if task.problem_type else {}
     # A checkpoint with another head (or another label count) gets a fresh head: that is what is trained here.
+    # float32 whatever the checkpoint's storage dtype: transformers 5 would otherwise load an fp16
+    # checkpoint as fp16 and fine-tune it without float32 master weights.
     teacher = head_class.from_pretrained(
-        source, num_labels=task.num_labels, ignore_mismatched_sizes=True, **task.label_maps(), **extra
+        source,
+        num_labels=task.num_labels,
+        ignore_mismatched_sizes=True,
+        dtype=torch.float32,
+        **task.label_maps(),
+        **extra,
     )
     teacher_dir = Path(training_args.output_dir) / "teacher"
     validation = task.features.get(task.eval_splits[0]) if task.eval_splits else None

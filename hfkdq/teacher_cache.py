@@ -39,14 +39,25 @@ class StaleTeacherCacheError(ValueError):
     """The cache was built by another teacher or for other training examples."""
 
 
+# Where and how a teacher was stored, not what it computes: ``save_pretrained`` fills in
+# ``architectures`` and ``dtype``, and a reload sets ``_name_or_path``. The class and each tensor's
+# dtype are hashed instead.
+PROVENANCE_CONFIG_KEYS = frozenset(
+    {"_name_or_path", "_commit_hash", "transformers_version", "architectures", "dtype", "torch_dtype"}
+)
+
+
 def teacher_fingerprint(teacher: torch.nn.Module) -> str:
     """sha256 of the teacher's config and weights: any fine-tuning step or other checkpoint changes it."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(type(teacher).__name__.encode())
     config = getattr(teacher, "config", None)
     if config is not None:
-        digest.update(config.to_json_string(use_diff=False).encode())
+        # Where the weights were loaded from is not what they are: the same teacher saved and reloaded
+        # (another process, a later run) must keep its fingerprint.
+        described = {k: v for k, v in config.to_dict().items() if k not in PROVENANCE_CONFIG_KEYS}
+        digest.update(json.dumps(described, sort_keys=True, default=str).encode())
     for name, tensor in sorted(teacher.state_dict().items()):
-        digest.update(name.encode())
+        digest.update(f"{name}:{tensor.dtype}".encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 

@@ -96,6 +96,19 @@ def test_a_cache_built_by_another_teacher_is_refused(task, tmp_path):
         cache.attach(other_teacher, task.train_dataset)
 
 
+def test_the_same_teacher_saved_and_reloaded_is_accepted(task, tmp_path):
+    """The cache is built in one process and used in another that loads the teacher from disk."""
+    from transformers import BertForTokenClassification
+
+    cache = TeacherOutputCache.load(_cache_for(task, tmp_path).path)
+    teacher, _ = tiny_token_models(task.label_names, seed=5)
+    teacher.save_pretrained(tmp_path / "saved-teacher")
+    reloaded = BertForTokenClassification.from_pretrained(tmp_path / "saved-teacher")
+    assert reloaded.config._name_or_path != teacher.config._name_or_path
+    attached = cache.attach(reloaded, task.train_dataset)
+    assert LOGITS_COLUMN in attached.column_names
+
+
 def test_a_cache_built_for_other_examples_is_refused(task, tmp_path):
     cache = _cache_for(task, tmp_path)
     teacher, _ = tiny_token_models(task.label_names, seed=5)
