@@ -45,7 +45,7 @@ test-latest: setup-latest
 	$(OFFLINE) $(LATEST_PY) -m pytest -q -rs tests notebooks --nbmake --nbmake-timeout=600
 
 demo: setup
-	$(OFFLINE) $(PY) recipes/distill_bert_ner.py recipes/configs/ner_btc_minilm.yaml
+	$(OFFLINE) $(PY) recipes/distill_bert_ner.py recipes/configs/ner_btc_minilm.yaml --overwrite_output_dir true
 
 lint: setup
 	$(VENV)/bin/ruff check hfkdq recipes tests benchmarks
