@@ -7,6 +7,7 @@ must ignore it (special tokens, and non-first subwords unless every subword is l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -15,6 +16,8 @@ import datasets
 from transformers import BatchEncoding, DataCollatorForTokenClassification, PreTrainedTokenizerBase
 
 from hfkdq.data.conll import TAGS_COLUMN, TOKENS_COLUMN, label_names_of
+
+logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 """Label id that PyTorch's cross-entropy and the NER metrics skip."""
@@ -106,14 +109,58 @@ def prepare_ner_features(
     columns = dataset.column_names
     if isinstance(columns, dict):
         columns = next(iter(columns.values()), [])
+    label_names = label_names_of(dataset)
     align = partial(
         tokenize_and_align_labels,
         tokenizer=tokenizer,
         label_all_tokens=label_all_tokens,
         max_length=max_length,
-        label_names=label_names_of(dataset),
+        label_names=label_names,
     )
-    return dataset.map(align, batched=True, remove_columns=columns, desc="Tokenizing and aligning NER labels")
+    if not isinstance(dataset, datasets.DatasetDict):
+        return dataset.map(
+            align, batched=True, remove_columns=columns, desc="Tokenizing and aligning NER labels"
+        )
+    from hfkdq.data.ner_windows import window_and_align_labels
+
+    features = {}
+    for split, data in dataset.items():
+        if split == "train":
+            features[split] = data.map(
+                align, batched=True, remove_columns=columns, desc="Tokenizing and aligning NER labels"
+            )
+            continue
+        # Evaluation splits are never truncated: a long sentence is scored whole, in windows.
+        statistics: dict[str, int] = {}
+        windowed = partial(
+            window_and_align_labels,
+            tokenizer=tokenizer,
+            label_names=label_names,
+            label_all_tokens=label_all_tokens,
+            max_length=max_length,
+            statistics=statistics,
+        )
+        features[split] = data.map(
+            windowed,
+            batched=True,
+            remove_columns=columns,
+            load_from_cache_file=False,  # the statistics below come from running it
+            desc=f"Tokenizing and aligning NER labels ({split})",
+        )
+        if statistics.get("windowed_sentences"):
+            logger.warning(
+                "%d of %d %s sentences are longer than max_seq_length %s: each is evaluated whole, in %d "
+                "overlapping windows in all, so no gold entity is dropped%s.",
+                statistics["windowed_sentences"],
+                len(data),
+                split,
+                max_length if max_length is not None else default_max_length(tokenizer),
+                len(features[split]) - len(data) + statistics["windowed_sentences"],
+                f"; {statistics['split_entities']} entities longer than a window are split in two"
+                if statistics.get("split_entities")
+                else "",
+            )
+    return datasets.DatasetDict(features)
 
 
 def ner_data_collator(
