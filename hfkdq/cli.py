@@ -283,15 +283,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `hfkdq` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the `hfkdq` console script; returns the exit status.
+
+    A bad input is one line naming the problem and exit status 1; the traceback only with
+    ``--verbose``, which may stand before or after the subcommand.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(flag in ("-v", "--verbose") for flag in argv)
+    args = build_parser().parse_args([flag for flag in argv if flag not in ("-v", "--verbose")])
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
     try:
         return args.run(args)
-    except (ValueError, ImportError, FileNotFoundError, FileExistsError) as error:
-        print(f"hfkdq {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, ImportError, OSError) as error:
+        if verbose:
+            raise
+        print(
+            f"hfkdq {args.command}: error: {error} (rerun with --verbose for the traceback)", file=sys.stderr
+        )
         return EXIT_ERROR
 
 

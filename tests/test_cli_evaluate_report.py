@@ -286,3 +286,17 @@ def test_every_help_ends_with_examples(verb, capsys):
     commands = [line.strip() for line in examples.splitlines() if line.strip().startswith("hfkdq ")]
     assert len(commands) >= 2 and all(line.startswith(f"hfkdq {verb} ") for line in commands)
     assert "\n  # " in examples, "line breaks kept (RawDescriptionHelpFormatter), each example explained"
+
+
+@pytest.mark.parametrize("placement", ["before", "after"])
+def test_the_traceback_is_shown_only_with_verbose(tmp_path, capsys, placement):
+    missing = str(tmp_path / "missing")
+    assert main(["evaluate", missing]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "rerun with --verbose" in err
+
+    command = (
+        ["--verbose", "evaluate", missing] if placement == "before" else ["evaluate", missing, "--verbose"]
+    )
+    with pytest.raises((ValueError, OSError), match="is not a directory"):
+        main(command)
