@@ -43,6 +43,22 @@ def _directory_mode() -> int:
     return 0o777 & ~umask
 
 
+def remove_stale_staging(directory: str | Path) -> list[Path]:
+    """Delete the ``.<name>.partial-*`` scratch that an interrupted run left in `directory`.
+
+    Only call this while holding the directory's run lock: then no live run owns any of them.
+    """
+    directory = Path(directory)
+    removed = []
+    for stale in sorted(directory.glob(".*.partial-*")) if directory.is_dir() else []:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed
+
+
 def new_staging_dir(output_dir: str | Path) -> Path:
     """A new, empty directory next to `output_dir`, named ``.<name>.partial-<random>`` (unique per call).
 

@@ -116,7 +116,9 @@ def markdown_table(results: dict[str, Any]) -> str:
         verification = variant.get("verification") or {}
         agreement = verification.get("prediction_agreement")
         row = [
-            display_name(variant) + (" (reference)" if reference is variant else ""),
+            display_name(variant)
+            + (" (reference)" if reference is variant else "")
+            + (" (earlier run)" if variant.get("earlier_run") else ""),
             _fmt(metric_value(variant, metric), 4),
             _fmt(delta.get("metric_points"), 2, signed=True) if reference is not variant else "–",
             _fmt(_mb(variant.get("size_bytes")), 2),
@@ -152,6 +154,12 @@ def render_markdown(results: dict[str, Any]) -> str:
         "are against the fp32 student on the same device. Agreement: argmax agreement "
         "(token classification: real tokens only). Δ in metric points (×100).",
     ]
+    if any(variant.get("earlier_run") for variant in results["variants"]):
+        parts += [
+            "",
+            "(earlier run): a variant quantized by an earlier `hfkdq quantize` of the same student into this "
+            "directory, kept as it was measured then; its latency was timed in that run.",
+        ]
     if results.get("merged_from"):
         parts += ["", f"Merged from {len(results['merged_from'])} results files:", ""]
         parts += [f"- `{source}`" for source in results["merged_from"]]

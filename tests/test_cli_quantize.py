@@ -181,3 +181,64 @@ def test_subcommands_are_extensible():
     assert args.run.__name__ == "run_quantize"
     with pytest.raises(SystemExit):
         parser.parse_args([])
+
+
+def _quantize(student: Path, methods: str, out: Path, *extra: str) -> int:
+    return main(["quantize", str(student), "--methods", methods, "--output_dir", str(out), *FAST, *extra])
+
+
+@requires_onnx
+def test_quantizing_into_an_existing_directory_adds_to_the_report(ner_student, tmp_path, capsys):
+    out = tmp_path / "quantized"
+    assert _quantize(ner_student, "onnx-int8", out) == EXIT_OK
+    first = json.loads((out / "results.json").read_text())
+
+    assert _quantize(ner_student, "torch-int8", out) == EXIT_OK
+
+    results = json.loads((out / "results.json").read_text())
+    assert [row["name"] for row in results["variants"]] == ["fp32", "torch-int8", "onnx-int8"]
+    kept = results["variants"][2]
+    assert kept["earlier_run"] is True
+    assert kept["metrics"] == first["variants"][1]["metrics"]
+    report = (out / "REPORT.md").read_text()
+    assert "onnx-int8 (earlier run)" in report and "torch-int8" in report
+
+
+def test_a_rerun_replaces_its_own_variant_and_clears_scratch_left_by_a_killed_run(
+    ner_student, tmp_path, caplog
+):
+    out = tmp_path / "quantized"
+    assert _quantize(ner_student, "torch-int8", out) == EXIT_OK
+    stale_dir = out / ".torch-int8.partial-dead1234"
+    stale_dir.mkdir()
+    (stale_dir / "model.safetensors").write_bytes(b"half written")
+    stale_file = out / ".results.json.partial-dead5678"
+    stale_file.write_text("{")
+
+    assert _quantize(ner_student, "torch-int8", out, "--overwrite") == EXIT_OK
+
+    results = json.loads((out / "results.json").read_text())
+    assert [row["name"] for row in results["variants"]] == ["fp32", "torch-int8"]
+    assert not stale_dir.exists() and not stale_file.exists()
+    assert caplog.text.count("left by an interrupted run") == 2
+
+
+def test_variants_of_another_student_are_never_carried_over(ner_student, minilm_tokenizer, tmp_path):
+    out = tmp_path / "quantized"
+    (out / "onnx-int8").mkdir(parents=True)
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "model_dir": str(tmp_path / "another-student"),
+                "variants": [{"name": "onnx-int8", "role": "variant", "metrics": {"f1": 0.9}}],
+            }
+        )
+    )
+    assert workflow.earlier_variants(out, ner_student, ["torch-int8"]) == []
+    same = json.loads((out / "results.json").read_text())
+    same["model_dir"] = str(ner_student)
+    (out / "results.json").write_text(json.dumps(same))
+    assert [row["name"] for row in workflow.earlier_variants(out, ner_student, ["torch-int8"])] == [
+        "onnx-int8"
+    ]
+    assert workflow.earlier_variants(out, ner_student, ["onnx-int8"]) == []  # redone in this run

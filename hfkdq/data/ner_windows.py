@@ -119,7 +119,7 @@ def window_and_align_labels(
         labels.append(
             [
                 IGNORE_INDEX if word is not None and word < context else label
-                for word, label in zip(word_ids, aligned)
+                for word, label in zip(word_ids, aligned, strict=True)
             ]
         )
     encoding["labels"] = labels

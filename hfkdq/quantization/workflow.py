@@ -16,6 +16,7 @@ loses more metric points than allowed, so CI can gate on it.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 
 from hfkdq.evaluation import EvaluationResult, evaluate, measure_costs, runtime_device
-from hfkdq.outputs import check_output_dir
+from hfkdq.outputs import check_output_dir, remove_stale_staging
 from hfkdq.quantization import (
     check_options,
     get_method,
@@ -36,7 +37,8 @@ from hfkdq.quantization import (
 )
 from hfkdq.quantization.errors import CalibrationDataError, MetricDropError
 from hfkdq.quantization.verify import compare_predictions, write_verification
-from hfkdq.report import deltas, markdown_table, reference_for, write_report
+from hfkdq.report import RESULTS_FILE, deltas, markdown_table, reference_for, write_report
+from hfkdq.run_dir import run_lock
 from hfkdq.validation import check_max_metric_drop
 
 logger = logging.getLogger(__name__)
@@ -165,101 +167,141 @@ def quantize_and_evaluate(
     `MetricDropError` after everything is written. `method_options` maps a method name to extra
     options for its backend (e.g. {"onnx-int8": {"per_channel": False}}).
     """
-    names = parse_methods(methods)
-    max_metric_drop = check_max_metric_drop(max_metric_drop)
-    student = inspect_model_dir(model_dir)
-    output_dir = Path(output_dir)
-    method_options = method_options or {}
-    _preflight(student, names, output_dir, calibration_dataset, method_options, overwrite)
-    latency_batch_sizes = tuple(latency_batch_sizes)
+    # One quantize run per output directory; scratch left by a killed run is removed under the lock.
+    with run_lock(output_dir):
+        for stale in remove_stale_staging(output_dir):
+            logger.warning("Removed %s, left by an interrupted run.", stale)
+        names = parse_methods(methods)
+        max_metric_drop = check_max_metric_drop(max_metric_drop)
+        student = inspect_model_dir(model_dir)
+        output_dir = Path(output_dir)
+        method_options = method_options or {}
+        _preflight(student, names, output_dir, calibration_dataset, method_options, overwrite)
+        latency_batch_sizes = tuple(latency_batch_sizes)
 
-    def measure(model: Any, directory: Path) -> dict[str, Any]:
-        return measure_costs(
-            model, directory, latency_batch_sizes, latency_seq_len, latency_repeats, latency_warmup
-        )
+        def measure(model: Any, directory: Path) -> dict[str, Any]:
+            return measure_costs(
+                model, directory, latency_batch_sizes, latency_seq_len, latency_repeats, latency_warmup
+            )
 
-    devices = {name: method_device(name, method_options.get(name)) for name in names}
-    rows: list[dict[str, Any]] = []
-    reference_predictions = {}
-    for device in reference_devices(devices.values()):
-        logger.info("Evaluating the fp32 student %s on %s", student.path, device)
-        reference_model = load_variant(student.path, device)
-        device = _placed_on(reference_model, device, "The fp32 student")
-        reference = evaluate(reference_model, eval_dataset, data_collator, compute_metrics, batch_size)
-        costs = measure(reference_model, student.path)
-        rows.append(_row("fp32", "student", "fp32", student.path, device, reference, costs))
-        reference_predictions.setdefault(device, reference.predictions)
-        _release(reference_model)
-    metric = choose_main_metric(rows[0]["metrics"], main_metric)
+        devices = {name: method_device(name, method_options.get(name)) for name in names}
+        rows: list[dict[str, Any]] = []
+        reference_predictions = {}
+        for device in reference_devices(devices.values()):
+            logger.info("Evaluating the fp32 student %s on %s", student.path, device)
+            reference_model = load_variant(student.path, device)
+            device = _placed_on(reference_model, device, "The fp32 student")
+            reference = evaluate(reference_model, eval_dataset, data_collator, compute_metrics, batch_size)
+            costs = measure(reference_model, student.path)
+            rows.append(_row("fp32", "student", "fp32", student.path, device, reference, costs))
+            reference_predictions.setdefault(device, reference.predictions)
+            _release(reference_model)
+        metric = choose_main_metric(rows[0]["metrics"], main_metric)
 
-    if teacher_dir is not None:
-        logger.info("Evaluating the teacher %s", teacher_dir)
-        teacher = load_variant(teacher_dir, rows[0]["device"])
-        device = _placed_on(teacher, rows[0]["device"], "The teacher")
-        result = evaluate(teacher, eval_dataset, data_collator, compute_metrics, batch_size)
-        costs = measure(teacher, Path(teacher_dir))
-        rows.append(_row("teacher", "teacher", "fp32", Path(teacher_dir), device, result, costs))
-        _release(teacher)
+        if teacher_dir is not None:
+            logger.info("Evaluating the teacher %s", teacher_dir)
+            teacher = load_variant(teacher_dir, rows[0]["device"])
+            device = _placed_on(teacher, rows[0]["device"], "The teacher")
+            result = evaluate(teacher, eval_dataset, data_collator, compute_metrics, batch_size)
+            costs = measure(teacher, Path(teacher_dir))
+            rows.append(_row("teacher", "teacher", "fp32", Path(teacher_dir), device, result, costs))
+            _release(teacher)
 
-    for name in names:
-        options = dict(method_options.get(name, {}))
-        if get_method(name).needs_calibration_data:
-            options.setdefault("calibration_dataset", calibration_dataset)
-        logger.info("Quantizing with %s", name)
-        variant_dir = quantize(student.path, name, output_dir / name, overwrite=overwrite, **options)
-        variant = load_variant(variant_dir, devices[name])
-        device = _placed_on(variant, devices[name], name)
-        result = evaluate(variant, eval_dataset, data_collator, compute_metrics, batch_size)
-        row = _row(name, "variant", name, variant_dir, device, result, measure(variant, variant_dir))
-        reference = reference_for(row, rows)
-        row["verification"] = compare_predictions(
-            reference_predictions[reference["device"]], result.predictions
-        )
-        write_verification(variant_dir, row["verification"], reference=student.path)
-        rows.append(row)
-        _release(variant)
-        logger.info("%s on %s: %s=%.4f", name, device, metric, result.metrics.get(metric, float("nan")))
+        for name in names:
+            options = dict(method_options.get(name, {}))
+            if get_method(name).needs_calibration_data:
+                options.setdefault("calibration_dataset", calibration_dataset)
+            logger.info("Quantizing with %s", name)
+            variant_dir = quantize(student.path, name, output_dir / name, overwrite=overwrite, **options)
+            variant = load_variant(variant_dir, devices[name])
+            device = _placed_on(variant, devices[name], name)
+            result = evaluate(variant, eval_dataset, data_collator, compute_metrics, batch_size)
+            row = _row(name, "variant", name, variant_dir, device, result, measure(variant, variant_dir))
+            reference = reference_for(row, rows)
+            row["verification"] = compare_predictions(
+                reference_predictions[reference["device"]], result.predictions
+            )
+            write_verification(variant_dir, row["verification"], reference=student.path)
+            rows.append(row)
+            _release(variant)
+            logger.info("%s on %s: %s=%.4f", name, device, metric, result.metrics.get(metric, float("nan")))
 
-    for row in rows:
-        row["deltas"] = deltas(row, reference_for(row, rows), metric)
-    violations = []
-    if max_metric_drop is not None:
         for row in rows:
-            drop = -(row["deltas"]["metric_points"] or 0.0)
-            if row["role"] == "variant" and drop > max_metric_drop:
-                violations.append({"variant": row["name"], "drop_points": drop, "allowed": max_metric_drop})
+            row["deltas"] = deltas(row, reference_for(row, rows), metric)
+        violations = []
+        if max_metric_drop is not None:
+            for row in rows:
+                drop = -(row["deltas"]["metric_points"] or 0.0)
+                if row["role"] == "variant" and drop > max_metric_drop:
+                    violations.append(
+                        {"variant": row["name"], "drop_points": drop, "allowed": max_metric_drop}
+                    )
 
-    results = {
-        "model_dir": str(student.path),
-        "output_dir": str(output_dir),
-        "head": student.head,
-        "main_metric": metric,
-        "reference": "fp32",
-        "eval_examples": len(eval_dataset),
-        "latency": {
-            "seq_len": latency_seq_len,
-            "batch_sizes": list(latency_batch_sizes),
-            "repeats": latency_repeats,
-            "warmup": latency_warmup,
-            "torch_threads": torch.get_num_threads(),
-        },
-        "max_metric_drop": max_metric_drop,
-        "violations": violations,
-        "variants": rows,
-    }
-    results["files"] = {key: str(path) for key, path in write_report(results, output_dir).items()}
-    if violations:
-        lines = [
-            f"variant {item['variant']!r} lost {item['drop_points']:.2f} {metric} points "
-            f"(allowed: {item['allowed']:.2f})"
-            for item in violations
-        ]
-        raise MetricDropError(
-            "METRIC DROP ABOVE THE ALLOWED MAXIMUM vs the fp32 student (same device):\n  "
-            + "\n  ".join(lines),
-            results,
+        results = {
+            "model_dir": str(student.path),
+            "output_dir": str(output_dir),
+            "head": student.head,
+            "main_metric": metric,
+            "reference": "fp32",
+            "eval_examples": len(eval_dataset),
+            "latency": {
+                "seq_len": latency_seq_len,
+                "batch_sizes": list(latency_batch_sizes),
+                "repeats": latency_repeats,
+                "warmup": latency_warmup,
+                "torch_threads": torch.get_num_threads(),
+            },
+            "max_metric_drop": max_metric_drop,
+            "violations": violations,
+            "variants": rows,
+        }
+        results["variants"] += earlier_variants(output_dir, student.path, names)
+        results["files"] = {key: str(path) for key, path in write_report(results, output_dir).items()}
+        if violations:
+            lines = [
+                f"variant {item['variant']!r} lost {item['drop_points']:.2f} {metric} points "
+                f"(allowed: {item['allowed']:.2f})"
+                for item in violations
+            ]
+            raise MetricDropError(
+                "METRIC DROP ABOVE THE ALLOWED MAXIMUM vs the fp32 student (same device):\n  "
+                + "\n  ".join(lines),
+                results,
+            )
+        return results
+
+
+def earlier_variants(output_dir: Path, model_dir: Path, methods: Iterable[str]) -> list[dict[str, Any]]:
+    """Variant rows of an earlier ``hfkdq quantize`` of the same student into this directory.
+
+    A second run with other methods adds to the report instead of replacing it. Rows are kept as they
+    were measured (marked ``earlier_run``) when their directory is still there and this run did not
+    redo them; results of another student are never mixed in.
+    """
+    path = output_dir / RESULTS_FILE
+    if not path.is_file():
+        return []
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        logger.warning("Ignoring %s: not readable JSON; its variants are not carried over.", path)
+        return []
+    if Path(earlier.get("model_dir", "")).resolve() != Path(model_dir).resolve():
+        logger.warning(
+            "%s describes another student (%s); its variants are not carried over.",
+            path,
+            earlier.get("model_dir"),
         )
-    return results
+        return []
+    redone = set(methods)
+    kept = []
+    for row in earlier.get("variants", []):
+        if row.get("role") != "variant" or row.get("name") in redone:
+            continue
+        if not (output_dir / row["name"]).is_dir():
+            continue
+        kept.append({**row, "earlier_run": True})
+    return kept
 
 
 def summary_table(results: Mapping[str, Any]) -> str:
