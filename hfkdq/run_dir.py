@@ -23,8 +23,10 @@ LOCK_FILE = ".hfkdq-run.lock"
 FINISHED_MARKER = "results.json"
 
 
-class OutputDirectoryInUseError(RuntimeError):
-    """Another live run holds the directory's lock."""
+class OutputDirectoryInUseError(RuntimeError, OSError):
+    """Another live run holds the directory's lock.
+
+    An OSError too, so the recipes and ``hfkdq`` report it in one line like any other bad path."""
 
 
 def _process_alive(pid: int) -> bool:

@@ -36,3 +36,43 @@ def test_a_finished_directory_needs_overwrite(tmp_path):
         check_not_finished(tmp_path, overwrite=False)
     check_not_finished(tmp_path, overwrite=True)
     check_not_finished(tmp_path, overwrite=False, resuming=True)
+
+
+def _saved_student(directory, tokenizer=None):
+    from conftest import tiny_bert_config
+    from transformers import BertForTokenClassification
+
+    labels = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]  # BTC's, the default data
+    config = tiny_bert_config(num_labels=len(labels), num_layers=1, hidden_size=32)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {name: index for index, name in enumerate(labels)}
+    BertForTokenClassification(config).save_pretrained(directory)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_hfkdq_quantize_into_a_directory_in_use_is_one_line_and_exit_1(tmp_path, capsys, minilm_tokenizer):
+    from hfkdq.cli import EXIT_ERROR, main
+
+    student = _saved_student(tmp_path / "student", minilm_tokenizer)
+    with run_lock(tmp_path / "quantized"):
+        status = main(
+            ["quantize", str(student), "--methods", "torch-int8", "--output_dir", str(tmp_path / "quantized")]
+        )
+    err = capsys.readouterr().err
+    assert status == EXIT_ERROR
+    assert "another run (pid" in err and "Traceback" not in err
+
+
+def test_a_model_without_tokenizer_files_is_named_before_any_work(tmp_path, capsys):
+    from hfkdq.cli import EXIT_ERROR, main
+
+    student = _saved_student(tmp_path / "student")
+    status = main(
+        ["quantize", str(student), "--methods", "torch-int8", "--output_dir", str(tmp_path / "quantized")]
+    )
+    err = capsys.readouterr().err
+    assert status == EXIT_ERROR
+    assert "missing tokenizer files" in err and err.count("\n") == 1
+    assert not (tmp_path / "quantized").exists()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hfkdq.model_checks import TOKENIZER_FILES
 from hfkdq.quantization.artifacts import inspect_evaluable_dir, inspect_model_dir
 
 NER_TASK = "ner"
@@ -184,9 +185,15 @@ def load_evaluation_data(
         )
     if (task == NER_TASK) != (model.head == "token"):
         raise ValueError(f"Task {task!r} does not fit {model.path}, a {model.head}-classification model.")
+    if not any((Path(model.path) / name).is_file() for name in TOKENIZER_FILES):
+        # transformers fails deep inside (a TypeError on a None vocab path) without naming the files
+        raise ValueError(
+            f"{model.path} has no tokenizer to tokenize the evaluation data with: missing tokenizer files (one "
+            f"of {', '.join(TOKENIZER_FILES[:3])}); save it beside the model with tokenizer.save_pretrained(dir)"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model.path))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TypeError) as error:
         raise ValueError(
             f"{model.path} has no tokenizer to tokenize the evaluation data with: {error}"
         ) from error
