@@ -95,8 +95,18 @@ def _parse_conll(path: str | PathLike[str], scheme: str) -> list[_Sentence]:
             tags.clear()
             lines.clear()
 
-    with open(path, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
+    with open(path, "rb") as handle:
+        for number, raw_bytes in enumerate(handle, start=1):
+            try:
+                # utf-8-sig on the first line: a byte-order mark is not part of the first token
+                raw = raw_bytes.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise CoNLLFormatError(
+                    path,
+                    number,
+                    f"not UTF-8 text (byte {raw_bytes[error.start]:#04x} at column {error.start + 1})",
+                    "convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8",
+                ) from None
             line = raw.rstrip("\r\n")
             if not line.strip():
                 flush()

@@ -52,6 +52,25 @@ def _require_fast(tokenizer: PreTrainedTokenizerBase) -> None:
         )
 
 
+def visible_words(sentences: list[list[str]], tokenizer: PreTrainedTokenizerBase) -> list[list[str]]:
+    """The sentences with every word the tokenizer maps to no token at all (a zero-width or control
+    character, say) replaced by the unknown token.
+
+    Such a word would get no position, so its tag, possibly the B- of an entity, would vanish from
+    the gold: every word must keep exactly one scored position.
+    """
+    pieces = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+    result = []
+    for index, words in enumerate(sentences):
+        seen = {word for word in pieces.word_ids(index) if word is not None}
+        if len(seen) == len(words):
+            result.append(words)
+        else:
+            unknown = tokenizer.unk_token or "[UNK]"
+            result.append([word if position in seen else unknown for position, word in enumerate(words)])
+    return result
+
+
 def _align(word_ids: list[int | None], tags: Sequence[int], continuation: list[int] | None) -> list[int]:
     """Labels for one sequence: -100 on special tokens; `continuation` (B->I ids) or -100 on later subwords."""
     labels: list[int] = []
@@ -86,7 +105,7 @@ def tokenize_and_align_labels(
         raise ValueError("label_all_tokens=True needs label_names, to map each B-X continuation to I-X")
     continuation = b_to_i_ids(label_names) if label_all_tokens else None
     encoding = tokenizer(
-        examples[TOKENS_COLUMN],
+        visible_words(examples[TOKENS_COLUMN], tokenizer),
         is_split_into_words=True,
         truncation=True,
         max_length=default_max_length(tokenizer) if max_length is None else max_length,

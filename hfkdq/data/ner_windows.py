@@ -18,7 +18,7 @@ from typing import Any
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 from hfkdq.data.conll import TAGS_COLUMN, TOKENS_COLUMN
-from hfkdq.data.ner import IGNORE_INDEX, _align, b_to_i_ids, default_max_length
+from hfkdq.data.ner import IGNORE_INDEX, _align, b_to_i_ids, default_max_length, visible_words
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +92,9 @@ def window_and_align_labels(
     words_out: list[list[str]] = []
     tags_out: list[list[int]] = []
     context_out: list[int] = []
-    pieces = tokenizer(examples[TOKENS_COLUMN], is_split_into_words=True, add_special_tokens=False)
-    for index, (words, tags) in enumerate(zip(examples[TOKENS_COLUMN], examples[TAGS_COLUMN], strict=True)):
+    sentences = visible_words(examples[TOKENS_COLUMN], tokenizer)
+    pieces = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+    for index, (words, tags) in enumerate(zip(sentences, examples[TAGS_COLUMN], strict=True)):
         lengths = [0] * len(words)
         for word in pieces.word_ids(index):
             if word is not None:
