@@ -131,3 +131,97 @@ def test_a_100k_token_document_is_read_and_aligned_in_full(tmp_path, minilm_toke
         {"tokens": [row["tokens"]], "ner_tags": [row["ner_tags"]]}, minilm_tokenizer, max_length=512
     )
     assert len(encoding["input_ids"][0]) == 512
+
+
+# GLUE files: TSV (quoting off, as GLUE ships), CSV (quoted as needed) and JSON lines.
+SENTENCE = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cs",), blacklist_characters="\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+    ),
+    min_size=1,
+    max_size=40,
+).filter(lambda text: text.strip() != "" and text == text.strip() and not text.startswith('"'))
+ROWS = st.lists(st.tuples(SENTENCE, st.sampled_from([0, 1])), min_size=1, max_size=8)
+
+
+def _glue_file(kind: str, rows, newline: str, bom: bool, blank_lines: bool) -> bytes:
+    import csv
+    import io
+    import json
+
+    if kind == "jsonl":
+        lines = [json.dumps({"sentence": text, "label": label}, ensure_ascii=False) for text, label in rows]
+    elif kind == "tsv":  # GLUE's own layout: no quoting at all
+        lines = ["sentence\tlabel", *(f"{text}\t{label}" for text, label in rows)]
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["sentence", "label"])
+        for text, label in rows:
+            writer.writerow([text, label])
+        lines = [buffer.getvalue().rstrip("\n")]
+    if blank_lines and kind != "csv":
+        lines = [line for pair in zip(lines, [""] * len(lines), strict=True) for line in pair]
+    text = newline.join(lines) + newline
+    return (("\ufeff" if bom else "") + text).encode("utf-8")
+
+
+@SETTINGS
+@given(
+    st.sampled_from(["tsv", "csv", "jsonl"]),
+    ROWS,
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_any_layout_of_a_valid_glue_file_reads_back_exactly(tmp_path, kind, rows, newline, bom, blank_lines):
+    from hfkdq.data.glue import load_glue_dataset
+
+    if kind == "csv" and newline == "\r\n":
+        newline = "\n"  # CSV quoting of embedded CR is its own matter; the writer's own newline is used
+    path = tmp_path / f"train.{kind}"
+    path.write_bytes(_glue_file(kind, rows, newline, bom, blank_lines))
+    data = load_glue_dataset("sst2", {"train": str(path)})["train"]
+    assert list(data["sentence"]) == [text for text, _ in rows]
+    assert list(data["label"]) == [label for _, label in rows]
+
+
+@SETTINGS
+@given(st.sampled_from(["tsv", "csv", "jsonl"]), ROWS, st.integers(0, 10_000))
+def test_non_utf8_glue_files_are_refused_with_file_and_line(tmp_path, kind, rows, where):
+    from hfkdq.data.glue import load_glue_dataset
+
+    raw = _glue_file(kind, rows, "\n", False, False)
+    cut = where % (len(raw) + 1)
+    corrupted = raw[:cut] + b"\xff" + raw[cut:]
+    path = tmp_path / f"train.{kind}"
+    path.write_bytes(corrupted)
+    line = corrupted[:cut].count(b"\n") + 1
+    with pytest.raises(ValueError, match=rf"train\.{kind}:{line}: not UTF-8"):
+        load_glue_dataset("sst2", {"train": str(path)})
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "train.tsv",
+            "sentence\tlabel\ngood film\t1\nbad\tfilm\t0\n",
+            r"train\.tsv:3: expected 2 tab-separated columns",
+        ),
+        ("train.tsv", "sentence\tlabel\ngood film\n", r"train\.tsv:2: expected 2 tab-separated columns"),
+        ("train.csv", "sentence,label\ngood, film,1\n", r"train\.csv:2: expected 2 comma-separated columns"),
+        (
+            "train.jsonl",
+            '{"sentence": "good", "label": 1}\n{"sentence": "bad", \n',
+            r"train\.jsonl:2: not valid JSON",
+        ),
+    ],
+)
+def test_a_row_that_would_shift_columns_is_refused_with_its_line(tmp_path, name, content, message):
+    from hfkdq.data.glue import load_glue_dataset
+
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        load_glue_dataset("sst2", {"train": str(path)})

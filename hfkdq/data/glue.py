@@ -13,6 +13,7 @@ enough that Arrow caching buys nothing.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -151,6 +152,19 @@ def _class_ids_to_names(columns: dict[str, list], column: str, feature: ClassLab
         columns[column] = [feature.int2str(value) if value >= 0 else value for value in columns[column]]
 
 
+def _read_text(path: Path) -> str:
+    """The file as text; bytes that are not UTF-8 are refused with the file and line (a BOM is dropped)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 text (byte {raw[error.start]:#04x}); convert the file to UTF-8, "
+            "e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
 def _read_table(path: str | Path, task: GlueTask, expect_header: bool = False) -> dict[str, list[Any]]:
     """Columns of one local file, every value as it is in the file (strings for TSV/CSV)."""
     path = Path(path)
@@ -159,14 +173,28 @@ def _read_table(path: str | Path, task: GlueTask, expect_header: bool = False) -
     suffix = path.suffix.lower()
     if suffix in (".tsv", ".csv"):
         dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if suffix == ".tsv" else {}
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            rows = [row for row in csv.reader(handle, **dialect) if row]
+        reader = csv.reader(io.StringIO(_read_text(path), newline=""), **dialect)
+        rows, lines = [], []
+        for row in reader:
+            if any(cell.strip() for cell in row):  # blank and whitespace-only lines are not rows
+                rows.append(row)
+                lines.append(reader.line_num)
         if not rows:
             raise ValueError(f"{path}: the file is empty.")
-        header, body = rows[0], rows[1:]
+        header, body, body_lines = rows[0], rows[1:], lines[1:]
         if not expect_header and _is_headerless(header, task):
-            header, body = list(task.headerless_columns or ()), rows
-        return {name: [row[i] if i < len(row) else None for row in body] for i, name in enumerate(header)}
+            header, body, body_lines = list(task.headerless_columns or ()), rows, lines
+        width = len(header)
+        for index, (row, line) in enumerate(zip(body, body_lines, strict=True)):
+            if len(row) > width and not any(cell.strip() for cell in row[width:]):
+                body[index] = row = row[:width]  # trailing separators carry nothing
+            if len(row) != width:
+                separator = "tab" if suffix == ".tsv" else "comma"
+                raise ValueError(
+                    f"{path}:{line}: expected {width} {separator}-separated columns ({', '.join(header)}), "
+                    f"got {len(row)}; a text holding a {separator} must be quoted (CSV) or have it removed (TSV)"
+                )
+        return {name: [row[i] for row in body] for i, name in enumerate(header)}
     if suffix in (".json", ".jsonl"):
         return _read_json_records(path)
     raise ValueError(f"{path}: unsupported file type {suffix!r}; use .tsv, .csv, .json or .jsonl.")
@@ -181,14 +209,24 @@ def _is_headerless(first_row: list[str], task: GlueTask) -> bool:
 
 
 def _read_json_records(path: Path) -> dict[str, list[Any]]:
-    text = path.read_text(encoding="utf-8-sig")
-    try:
-        if text.lstrip().startswith("["):
+    text = _read_text(path)
+    if text.lstrip().startswith("["):
+        try:
             records = json.loads(text)
-        else:
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON lines ({error}).") from error
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg}).") from None
+    else:
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"{path}:{number}: not valid JSON ({error.msg} at column {error.colno}); JSON lines need "
+                    "one complete object per line"
+                ) from None
     if not all(isinstance(record, dict) for record in records):
         raise ValueError(f"{path}: every JSON record must be an object mapping column names to values.")
     names = list(dict.fromkeys(name for record in records for name in record))
