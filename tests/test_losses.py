@@ -140,3 +140,19 @@ def test_logits_of_magnitude_1e4_give_a_finite_kd_loss_and_gradient():
 def test_a_nan_teacher_makes_the_kd_loss_nan_instead_of_silently_zero():
     teacher = torch.tensor([[float("nan"), 0.0, 1.0]])
     assert torch.isnan(kd_loss(torch.zeros(1, 3), teacher, temperature=2.0))
+
+
+@pytest.mark.parametrize("temperature", [0.05, 100.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_extreme_temperatures_and_low_precision_teachers_give_finite_losses_and_gradients(temperature, dtype):
+    """T=0.05 divides logits by a small number (overflow risk in half precision), T=100 flattens both
+    distributions to near-uniform (the loss must stay >= 0 and shrink, not underflow to NaN)."""
+    torch.manual_seed(0)
+    student = (torch.randn(3, 7, 5) * 30).requires_grad_()
+    teacher = (torch.randn(3, 7, 5) * 30).to(dtype)
+    loss = kd_loss(student, teacher, temperature=temperature)
+    loss.backward()
+    assert torch.isfinite(loss) and loss >= 0
+    assert torch.isfinite(student.grad).all()
+    same = kd_loss(teacher.float(), teacher, temperature=temperature)
+    assert same.abs() < 1e-3  # a student equal to its teacher still costs (almost) nothing
