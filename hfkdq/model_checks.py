@@ -76,6 +76,17 @@ def _check_safetensors(file: Path, what: str, model_dir: Path) -> None:
         _fail(model_dir, what, f"corrupt {file.name} (truncated: {size} of {8 + header_length + end} bytes)")
 
 
+def safetensors_problem(file: Path) -> str | None:
+    """What is wrong with a .safetensors file (empty, truncated, unreadable header), or None."""
+    if file.stat().st_size == 0:
+        return f"corrupt {file.name} (empty file)"
+    try:
+        _check_safetensors(file, "checkpoint", file.parent)
+    except NotASavedModelError as error:
+        return str(error).split("is not a saved model: ", 1)[-1]
+    return None
+
+
 def _check_weights(path: Path, what: str) -> None:
     for name in WEIGHT_FILES:
         file = path / name

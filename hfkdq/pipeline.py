@@ -19,14 +19,21 @@ import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, set_seed
 
 from hfkdq.augment import augmented_training_set
+from hfkdq.checkpoints import resolve_resume_checkpoint
 from hfkdq.config import DistillationArguments
 from hfkdq.loss_terms import WEIGHT_FIELDS, active_terms, distillation_settings
 from hfkdq.model_checks import check_model_source
-from hfkdq.outputs import save_model_atomically, write_json_atomically
+from hfkdq.outputs import remove_stale_staging, save_model_atomically, write_json_atomically
 from hfkdq.recipe_args import parse_recipe_args
 from hfkdq.report import format_summary
 from hfkdq.resources import resolve_model_name_or_path
-from hfkdq.run_dir import check_not_finished, replacing_previous_run, run_lock
+from hfkdq.run_dir import (
+    RUN_ARTIFACTS,
+    check_not_finished,
+    recover_interrupted_run,
+    replacing_previous_run,
+    run_lock,
+)
 from hfkdq.student_init import DEFAULT_STUDENT_INIT, choose_init_layers, init_help
 from hfkdq.students import count_parameters, load_student, make_student
 from hfkdq.tasks import TaskData
@@ -156,8 +163,15 @@ def run_experiment(
     )
     if training_args.process_index != 0:
         return run_experiment_unlocked(model_args, training_args, task, tokenizer, data_args)
-    with run_lock(output_dir), replacing_previous_run(output_dir):
-        return run_experiment_unlocked(model_args, training_args, task, tokenizer, data_args)
+    with run_lock(output_dir):
+        recover_interrupted_run(output_dir)
+        for stale in remove_stale_staging(output_dir):
+            logger.warning("Removed %s, left by an interrupted run.", stale)
+        # A resumed run continues with the teacher its interrupted part already fine-tuned.
+        kept = ("teacher", "teacher-cache") if training_args.resume_from_checkpoint else ()
+        artifacts = tuple(name for name in RUN_ARTIFACTS if name not in kept)
+        with replacing_previous_run(output_dir, artifacts):
+            return run_experiment_unlocked(model_args, training_args, task, tokenizer, data_args)
 
 
 def run_experiment_unlocked(
@@ -220,6 +234,14 @@ def run_experiment_unlocked(
         transfer = load_transfer_examples(model_args.transfer_file, task)
     set_seed(training_args.seed)
 
+    resume_checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, output_dir)
+    if resume_checkpoint and not model_args.teacher_name_or_path == str(output_dir / "teacher"):
+        if (output_dir / "teacher" / "config.json").is_file():
+            # The interrupted run had finished fine-tuning its teacher: continue with that one.
+            logger.info(
+                "Resuming: using the teacher fine-tuned before the interruption, %s.", output_dir / "teacher"
+            )
+            model_args = dataclasses.replace(model_args, teacher_name_or_path=str(output_dir / "teacher"))
     teacher, teacher_source, teacher_curve = prepare_teacher(model_args, training_args, task, tokenizer)
     # The teacher is scored before distillation: a weak teacher is worth a warning before the long part.
     teacher_evaluation = evaluate_on_splits(_evaluator(teacher, training_args, task, tokenizer), task)
@@ -249,7 +271,7 @@ def run_experiment_unlocked(
         compute_metrics=task.compute_metrics,
         teacher_cache=cache,
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    train_result = trainer.train(resume_from_checkpoint=resume_checkpoint)
     save_model_atomically(trainer, output_dir / "student")
 
     # Both models go through the same plain evaluation loop: comparable losses (the student's is

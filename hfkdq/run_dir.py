@@ -46,6 +46,37 @@ def _read_lock(lock: Path) -> dict:
         return {}
 
 
+def recover_interrupted_run(output_dir: str | Path) -> list[str]:
+    """Undo what a killed run left half-done: put back the previous run's outputs it had moved aside.
+
+    `replacing_previous_run` restores them itself when a run fails with an exception; a SIGKILL or a
+    power cut gives it no chance, so the next run does it first (under the lock, so the owner is dead).
+    Returns the names restored.
+    """
+    output_dir = Path(output_dir)
+    restored: list[str] = []
+    for aside in sorted(output_dir.glob(".previous-run-*")) if output_dir.is_dir() else []:
+        parts = aside.name.split("-")
+        pid = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
+        if pid is not None and pid != os.getpid() and _process_alive(pid):
+            continue
+        for kept in sorted(aside.iterdir()):
+            target = output_dir / kept.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            os.replace(kept, target)
+            restored.append(kept.name)
+        shutil.rmtree(aside, ignore_errors=True)
+        logger.warning(
+            "A run into %s was interrupted; the previous run's %s are restored.",
+            output_dir,
+            ", ".join(restored),
+        )
+    return restored
+
+
 def check_not_finished(output_dir: str | Path, overwrite: bool, resuming: bool = False) -> None:
     """A directory that holds a finished run is replaced only with ``overwrite`` (or continued when resuming)."""
     output_dir = Path(output_dir)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from transformers import AutoConfig, EarlyStoppingCallback, PreTrainedModel, Trainer
 
+from hfkdq.checkpoints import latest_complete_checkpoint
 from hfkdq.config import DistillationArguments
 from hfkdq.heads import auto_class_for, head_of_architectures
 from hfkdq.outputs import save_model_atomically
@@ -118,7 +119,13 @@ def prepare_teacher(
         if select_best
         else None,
     )
-    teacher_trainer.train()
+    resume = None
+    if training_args.resume_from_checkpoint:
+        # A run killed while fine-tuning its teacher continues the teacher too, not from zero.
+        resume = latest_complete_checkpoint(teacher_args.output_dir)
+        if resume is not None:
+            logger.info("Resuming the teacher's fine-tuning from %s.", resume)
+    teacher_trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     save_model_atomically(teacher_trainer, teacher_dir)
     if teacher_trainer.is_world_process_zero():
         shutil.rmtree(teacher_args.output_dir, ignore_errors=True)

@@ -1,0 +1,199 @@
+"""Kill and resume, with real processes: a run SIGKILLed mid-epoch (while distilling, or while its
+teacher is still being fine-tuned) and resumed with ``--resume_from_checkpoint true`` ends with the
+same student and projection weights, bit for bit, as a run that was never interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO_ROOT, TEST_DATA
+from safetensors.torch import load_file
+
+RECIPE = str(REPO_ROOT / "recipes" / "distill_bert_ner.py")
+# 48 training sentences / batch 4 = 12 steps per epoch, 3 epochs; a checkpoint every 5 steps, so
+# every checkpoint but the epoch ends falls mid-epoch. Teacher: 3 epochs, a checkpoint each.
+SETTINGS = [
+    str(TEST_DATA / "ner_recipe_tiny.yaml"),
+    "--per_device_train_batch_size",
+    "4",
+    "--num_train_epochs",
+    "3",
+    "--teacher_num_train_epochs",
+    "3",
+    "--teacher_early_stopping_patience",
+    "5",
+    "--save_strategy",
+    "steps",
+    "--save_steps",
+    "5",
+    "--dataloader_num_workers",
+    "0",
+]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _command(teacher: Path, output_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        RECIPE,
+        *SETTINGS,
+        "--teacher_name_or_path",
+        str(teacher),
+        "--output_dir",
+        str(output_dir),
+        *extra,
+    ]
+
+
+def _run(command: list[str]) -> str:
+    finished = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return finished.stdout + finished.stderr
+
+
+def _kill_when(command: list[str], ready) -> None:
+    """Start the run, SIGKILL it as soon as `ready()` holds; fail if it finished first."""
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while process.poll() is None and time.monotonic() < deadline:
+        if ready():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return
+        time.sleep(0.02)
+    pytest.fail(
+        f"the run ended (status {process.returncode}) before it could be killed: {process.stderr.read()[-2000:]}"
+    )
+
+
+def _steps(directory: Path) -> list[int]:
+    return (
+        sorted(int(p.name.split("-")[1]) for p in directory.glob("checkpoint-*"))
+        if directory.is_dir()
+        else []
+    )
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def _assert_identical(first: Path, second: Path) -> None:
+    a, b = _tensors(first), _tensors(second)
+    assert a.keys() == b.keys()
+    different = [name for name in a if not torch.equal(a[name], b[name])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_teacher_dir, tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("kill") / "uninterrupted"
+    _run(_command(tiny_teacher_dir, output_dir))
+    return output_dir
+
+
+def test_a_run_killed_mid_epoch_resumes_to_bit_identical_weights(uninterrupted, tiny_teacher_dir, tmp_path):
+    output_dir = tmp_path / "killed"
+    command = _command(tiny_teacher_dir, output_dir)
+    # Killed as the first checkpoint of the second epoch appears: possibly half-written.
+    _kill_when(command, lambda: any(12 < step < 24 for step in _steps(output_dir)))
+    assert not (output_dir / "student").exists()
+
+    _run([*command, "--resume_from_checkpoint", "true"])
+
+    _assert_identical(
+        uninterrupted / "student" / "model.safetensors", output_dir / "student" / "model.safetensors"
+    )
+    last = max(_steps(uninterrupted))
+    # The last checkpoint holds the student *and* its distillation projections.
+    _assert_identical(
+        uninterrupted / f"checkpoint-{last}" / "model.safetensors",
+        output_dir / f"checkpoint-{last}" / "model.safetensors",
+    )
+
+
+def test_a_run_killed_while_fine_tuning_its_teacher_resumes_the_teacher(
+    uninterrupted, tiny_teacher_dir, tmp_path
+):
+    output_dir = tmp_path / "killed-teacher"
+    command = _command(tiny_teacher_dir, output_dir)
+    teacher_checkpoints = output_dir / "teacher-training"
+    _kill_when(
+        command,
+        lambda: (
+            bool(_steps(teacher_checkpoints))
+            and (
+                teacher_checkpoints / f"checkpoint-{_steps(teacher_checkpoints)[0]}" / "trainer_state.json"
+            ).is_file()
+        ),
+    )
+    assert not (output_dir / "teacher").exists(), "killed before the teacher was saved"
+
+    printed = _run([*command, "--resume_from_checkpoint", "true", "--log_level", "info"])
+
+    assert "Resuming the teacher's fine-tuning from" in printed, "the teacher continues, not restarts"
+    _assert_identical(
+        uninterrupted / "teacher" / "model.safetensors", output_dir / "teacher" / "model.safetensors"
+    )
+    _assert_identical(
+        uninterrupted / "student" / "model.safetensors", output_dir / "student" / "model.safetensors"
+    )
+
+
+def _complete_checkpoint(directory: Path) -> Path:
+    from conftest import tiny_bert_config
+    from transformers import BertForTokenClassification
+
+    directory.mkdir(parents=True)
+    BertForTokenClassification(tiny_bert_config(num_labels=3, num_layers=1, hidden_size=32)).save_pretrained(
+        directory
+    )
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        torch.save({}, directory / name)
+    (directory / "trainer_state.json").write_text("{}")
+    return directory
+
+
+def test_resume_true_skips_half_written_checkpoints_and_an_explicit_one_is_refused_with_the_fix(
+    tmp_path, caplog
+):
+    from hfkdq.checkpoints import resolve_resume_checkpoint
+
+    good = _complete_checkpoint(tmp_path / "checkpoint-4")
+    truncated = _complete_checkpoint(tmp_path / "checkpoint-8")
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    no_optimizer = _complete_checkpoint(tmp_path / "checkpoint-12")
+    (no_optimizer / "optimizer.pt").unlink()
+
+    assert resolve_resume_checkpoint("true", tmp_path) == str(good)
+    assert "checkpoint-12, half-written" in caplog.text and "missing optimizer.pt" in caplog.text
+    assert "checkpoint-8, half-written" in caplog.text and "truncated" in caplog.text
+    with pytest.raises(
+        ValueError, match=r"checkpoint-8: the checkpoint is half-written.*resume from .*checkpoint-4"
+    ):
+        resolve_resume_checkpoint(str(truncated), tmp_path)
+    assert resolve_resume_checkpoint(None, tmp_path) is None
+
+
+def test_a_killed_rerun_gives_back_the_previous_runs_outputs(tmp_path):
+    """A re-run killed after moving the finished run's outputs aside: the next run restores them."""
+    from hfkdq.run_dir import recover_interrupted_run
+
+    (tmp_path / "student").mkdir()
+    (tmp_path / "student" / "model.safetensors").write_text("half-written by the killed re-run")
+    aside = tmp_path / ".previous-run-999999999-1"
+    (aside / "student").mkdir(parents=True)
+    (aside / "student" / "model.safetensors").write_text("the finished run's student")
+    (aside / "results.json").write_text("{}")
+
+    assert sorted(recover_interrupted_run(tmp_path)) == ["results.json", "student"]
+    assert (tmp_path / "student" / "model.safetensors").read_text() == "the finished run's student"
+    assert (tmp_path / "results.json").is_file() and not aside.exists()
