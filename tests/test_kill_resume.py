@@ -197,3 +197,46 @@ def test_a_killed_rerun_gives_back_the_previous_runs_outputs(tmp_path):
     assert sorted(recover_interrupted_run(tmp_path)) == ["results.json", "student"]
     assert (tmp_path / "student" / "model.safetensors").read_text() == "the finished run's student"
     assert (tmp_path / "results.json").is_file() and not aside.exists()
+
+
+@pytest.mark.parametrize("writer", ["atomic_output_dir", "write_json_atomically"])
+def test_a_kill_while_writing_an_output_leaves_the_old_one(tmp_path, writer):
+    """Quantized variants, exports and saved models go through `atomic_output_dir`, results through
+    `write_json_atomically`: a SIGKILL mid-write leaves the previous output whole, and only scratch
+    (which the next run in the directory removes) beside it."""
+    target = tmp_path / ("onnx-int8" if writer == "atomic_output_dir" else "results.json")
+    if writer == "atomic_output_dir":
+        target.mkdir()
+        (target / "model.onnx").write_text("previous")
+        body = (
+            "from hfkdq.outputs import atomic_output_dir\n"
+            "with atomic_output_dir(sys.argv[1], overwrite=True) as staging:\n"
+            "    (staging / 'model.onnx').write_text('half')\n"
+            "    print('writing', flush=True); time.sleep(120)\n"
+        )
+    else:
+        target.write_text('{"previous": true}')
+        body = (
+            "import hfkdq.outputs as outputs\n"
+            "real = outputs.os.replace\n"
+            "def slow_replace(*args):\n"
+            "    print('writing', flush=True); time.sleep(120)\n"
+            "outputs.os.replace = slow_replace\n"
+            "outputs.write_json_atomically(pathlib.Path(sys.argv[1]), {'new': 1})\n"
+        )
+    script = "import pathlib, sys, time\n" + body
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(target)], env=ENV, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "writing"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    if writer == "atomic_output_dir":
+        assert (target / "model.onnx").read_text() == "previous"
+    else:
+        assert target.read_text() == '{"previous": true}'
+    from hfkdq.outputs import remove_stale_staging
+
+    assert remove_stale_staging(tmp_path), "the killed write left only scratch, removable by the next run"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [target.name]
