@@ -69,6 +69,7 @@ def test_a_model_without_tokenizer_files_is_named_before_any_work(tmp_path, caps
     from hfkdq.cli import EXIT_ERROR, main
 
     student = _saved_student(tmp_path / "student")
+    capsys.readouterr()  # transformers 5 reports the save's progress on stderr
     status = main(
         ["quantize", str(student), "--methods", "torch-int8", "--output_dir", str(tmp_path / "quantized")]
     )
