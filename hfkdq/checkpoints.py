@@ -87,7 +87,9 @@ def resolve_resume_checkpoint(
         if checkpoint is None:
             # Killed before its first student checkpoint (while fine-tuning the teacher, say): the
             # teacher resumes from its own checkpoints and the student starts at step 0.
-            logger.warning("No complete student checkpoint in %s: the student starts from step 0.", output_dir)
+            logger.warning(
+                "No complete student checkpoint in %s: the student starts from step 0.", output_dir
+            )
             return None
         logger.info("Resuming from %s, the latest complete checkpoint.", checkpoint)
         return str(checkpoint)
