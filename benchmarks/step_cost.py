@@ -23,7 +23,7 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainerCallback, set_seed
 
 from hfkdq.config import DistillationArguments
-from hfkdq.resources import packaged_minilm_path
+from hfkdq.resources import packaged_minilm_path, resolve_model_name_or_path
 from hfkdq.students import make_student
 from hfkdq.tasks.ner import NerDataArguments, build_ner_task
 from hfkdq.teacher_cache import build_teacher_cache
@@ -66,17 +66,23 @@ def main() -> None:
         "--train_samples", type=int, default=1024, help="First N BTC tweets (the cache covers them)."
     )
     parser.add_argument("--results", default="benchmarks/results/step_cost_cpu.json")
+    parser.add_argument(
+        "--teacher", default=None, help="Teacher base (Hub id or path; default: the packaged MiniLM-L6)."
+    )
     options = parser.parse_args()
     if options.steps < 3:
         parser.error("--steps must be >= 3 (2 warm-up steps are not counted)")
 
-    tokenizer = AutoTokenizer.from_pretrained(str(packaged_minilm_path()))
+    teacher_path = (
+        resolve_model_name_or_path(options.teacher) if options.teacher else str(packaged_minilm_path())
+    )
+    tokenizer = AutoTokenizer.from_pretrained(teacher_path)
     task = build_ner_task(
         NerDataArguments(max_seq_length=128, max_train_samples=options.train_samples), tokenizer
     )
     set_seed(0)
     teacher = AutoModelForTokenClassification.from_pretrained(
-        str(packaged_minilm_path()), num_labels=len(task.label_names), **task.label_maps()
+        teacher_path, num_labels=len(task.label_names), **task.label_maps()
     )
     work = Path(tempfile.mkdtemp(prefix="hfkdq-step-cost-"))
     cache = build_teacher_cache(teacher, task.train_dataset, task.data_collator, work / "cache")
@@ -125,7 +131,7 @@ def main() -> None:
     payload = {
         "description": __doc__.split("\n\n")[0],
         "setup": {
-            "teacher": "MiniLM-L6 (packaged), token-classification head",
+            "teacher": f"{options.teacher or 'MiniLM-L6 (packaged)'}, token-classification head",
             "student": "3 layers copied from it (alternate)",
             "data": f"first {options.train_samples} BTC training tweets (embedded), max_seq_length 128",
             "batch_size": options.batch_size,

@@ -1,0 +1,358 @@
+#!/usr/bin/env python
+"""The headline: a base-size (MPNet) teacher to an int8 student, measured end to end.
+
+Stages, each a recipe run whose finished ``results.json`` marks it done, so a killed benchmark
+continues where it stopped:
+
+    <task>-L3   fine-tune the MPNet teacher (best epoch on validation), distil a 3-layer student, train
+                the same student without distillation (--compare_plain), quantize the distilled one
+                with every CPU backend, and measure every variant side by side (metric, size on disk,
+                latency at batch 1 and 32, seq 128) next to the teacher;
+    <task>-L2   the same teacher (reused), a 2-layer distilled student;
+    step-cost   seconds per optimizer step: plain, live-teacher KD and cached KD, interleaved.
+
+Tasks: CoNLL-2003 (entity F1) and SST-2 (accuracy), from ../shared/data. Training sets are subsampled
+on CPU (see the preset); the presets and the sizes are recorded in results.json.
+
+    python benchmarks/headline.py --preset full  --name mpnet_cpu     # make bench
+    python benchmarks/headline.py --preset quick --name quick --output_dir /tmp/bench   # make bench-quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HFKDQ_SHARED_DATA") or ROOT.parent / "shared" / "data")
+TEACHER = "sentence-transformers/all-mpnet-base-v2"
+
+PRESETS = {
+    # About 2 hours on 2 CPU cores.
+    "full": dict(
+        train=2000,
+        eval=None,
+        teacher_epochs=3,
+        epochs=3,
+        batch=16,
+        latency_repeats=20,
+        step_rounds=3,
+        step_steps=6,
+    ),
+    # A few minutes: every stage and the headline on tiny slices.
+    "quick": dict(
+        train=24, eval=16, teacher_epochs=1, epochs=1, batch=8, latency_repeats=2, step_rounds=1, step_steps=3
+    ),
+}
+
+
+def task_flags(task: str, preset: dict) -> list[str]:
+    if task == "conll2003":
+        data = SHARED / "conll2003"
+        flags = ["--train_file", data / "train.txt", "--validation_file", data / "validation.txt"]
+        flags += ["--test_file", data / "test.txt"]
+    else:
+        data = SHARED / "glue" / "sst2"
+        flags = [
+            "--task_name",
+            "sst2",
+            "--train_file",
+            data / "train.tsv",
+            "--validation_file",
+            data / "validation.tsv",
+        ]
+    flags += ["--max_train_samples", preset["train"]]
+    if preset["eval"]:
+        flags += ["--max_eval_samples", preset["eval"]]
+    return [str(flag) for flag in flags]
+
+
+def recipe(task: str) -> str:
+    return str(ROOT / "recipes" / ("distill_bert_ner.py" if task == "conll2003" else "distill_bert_glue.py"))
+
+
+def common_flags(preset: dict) -> list[str]:
+    return [
+        str(flag)
+        for flag in (
+            "--num_train_epochs",
+            preset["epochs"],
+            "--teacher_num_train_epochs",
+            preset["teacher_epochs"],
+            "--learning_rate",
+            "1e-4",
+            "--teacher_learning_rate",
+            "3e-5",
+            "--per_device_train_batch_size",
+            preset["batch"],
+            "--per_device_eval_batch_size",
+            64,
+            "--max_seq_length",
+            128,
+            "--warmup_ratio",
+            0.1,
+            "--weight_decay",
+            0.01,
+            "--seed",
+            42,
+            "--kd_weight",
+            1,
+            "--temperature",
+            2,
+            "--hidden_weight",
+            0,
+            "--attention_weight",
+            0,
+            "--student_layers",
+            "alternate",
+            "--save_strategy",
+            "no",
+            "--eval_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--logging_steps",
+            50,
+            "--overwrite_output_dir",
+            "true",
+        )
+    ]
+
+
+def quantize_methods() -> str:
+    try:
+        metadata.version("optimum-onnx")
+        return "torch-int8,onnx-int8"
+    except metadata.PackageNotFoundError:
+        return "torch-int8"
+
+
+def finished(stage_dir: Path, needs_quantization: bool) -> bool:
+    path = stage_dir / "results.json"
+    if not path.is_file():
+        return False
+    results = json.loads(path.read_text())
+    return not needs_quantization or "quantization" in results
+
+
+def run(command: list[str], log: Path) -> None:
+    print("$", " ".join(command), flush=True)
+    started = time.perf_counter()
+    with log.open("w") as handle:
+        status = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+    if status != 0:
+        sys.exit(f"stage failed ({status}) after {time.perf_counter() - started:.0f} s; see {log}")
+    print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def stages(output_dir: Path, preset: dict, teacher: str):
+    for task in ("conll2003", "sst2"):
+        l3 = output_dir / f"{task}-L3"
+        base = [sys.executable, recipe(task), *task_flags(task, preset), *common_flags(preset)]
+        yield (
+            l3,
+            True,
+            [
+                *base,
+                "--teacher_name_or_path",
+                teacher,
+                "--student_num_layers",
+                "3",
+                "--compare_plain",
+                "true",
+                "--quantize",
+                quantize_methods(),
+                "--output_dir",
+                str(l3),
+            ],
+        )
+        l2 = output_dir / f"{task}-L2"
+        yield (
+            l2,
+            False,
+            [
+                *base,
+                "--teacher_name_or_path",
+                str(l3 / "teacher"),
+                "--student_num_layers",
+                "2",
+                "--output_dir",
+                str(l2),
+            ],
+        )
+
+
+def step_cost(output_dir: Path, preset: dict, teacher: str) -> None:
+    target = output_dir / "step_cost.json"
+    if target.is_file():
+        return
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "step_cost.py"),
+        "--teacher",
+        teacher,
+        "--rounds",
+        str(preset["step_rounds"]),
+        "--steps",
+        str(preset["step_steps"]),
+        "--batch_size",
+        str(preset["batch"]),
+        "--train_samples",
+        str(max(64, preset["batch"] * 8)),
+        "--results",
+        str(target),
+    ]
+    run(command, output_dir / "step_cost.log")
+
+
+def metric_of(results: dict, role: str, split: str, metric: str) -> float:
+    return 100 * results[role]["metrics"][split][metric]
+
+
+def headline(output_dir: Path) -> dict:
+    """The ratios the issue asks for, from the stages' own results files."""
+    ner = json.loads((output_dir / "conll2003-L3" / "results.json").read_text())
+    sst = json.loads((output_dir / "sst2-L3" / "results.json").read_text())
+    ner_split, sst_split = "test", "validation"
+
+    def variant(results: dict, name: str) -> dict | None:
+        rows = results["quantization"]["variants"]
+        return next((row for row in rows if row["name"] == name), None)
+
+    def int8(results: dict) -> dict:
+        return variant(results, "onnx-int8") or variant(results, "torch-int8")
+
+    def quantized_retention(results: dict) -> float | None:
+        metric = results["quantization"]["main_metric"]
+        teacher_value = variant(results, "teacher")["metrics"][metric]
+        return round(int8(results)["metrics"][metric] / teacher_value, 4) if teacher_value else None
+
+    teacher_row, student_int8 = variant(ner, "teacher"), int8(ner)
+    torch_int8 = variant(ner, "torch-int8")
+    step = json.loads((output_dir / "step_cost.json").read_text())["ratio_vs_plain"]
+    return {
+        "int8_variant": student_int8["name"],
+        "ner_int8_retention": quantized_retention(ner),
+        "sst2_int8_retention": quantized_retention(sst),
+        "ner_kd_gain": round(
+            metric_of(ner, "student", ner_split, "f1") - metric_of(ner, "plain_student", ner_split, "f1"), 2
+        ),
+        "sst2_kd_gain": round(
+            metric_of(sst, "student", sst_split, "accuracy")
+            - metric_of(sst, "plain_student", sst_split, "accuracy"),
+            2,
+        ),
+        "speedup_b1": round(teacher_row["latency_ms"]["batch_1"] / student_int8["latency_ms"]["batch_1"], 2),
+        "speedup_b32": round(
+            teacher_row["latency_ms"]["batch_32"] / student_int8["latency_ms"]["batch_32"], 2
+        ),
+        "ort_vs_torch_int8_speedup": round(
+            torch_int8["latency_ms"]["batch_1"] / student_int8["latency_ms"]["batch_1"], 2
+        )
+        if torch_int8 is not student_int8
+        else None,
+        "size_ratio": round(student_int8["size_bytes"] / teacher_row["size_bytes"], 4),
+        "kd_live_step_ratio": step["kd_live_vs_plain"]["mean"],
+        "kd_cached_step_ratio": step["kd_cached_vs_plain"]["mean"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    parser.add_argument(
+        "--name", default="mpnet_cpu", help="benchmarks/results/<name>/ receives the results."
+    )
+    parser.add_argument("--output_dir", default="outputs/bench", help="Where the stages train (resumable).")
+    parser.add_argument("--results_root", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--teacher", default=TEACHER)
+    options = parser.parse_args()
+    if not (SHARED / "conll2003" / "train.txt").is_file():
+        sys.exit(f"the benchmark needs ../shared/data (CoNLL-2003, SST-2); not found at {SHARED}")
+    preset = PRESETS[options.preset]
+    output_dir = Path(options.output_dir) / options.name
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for stage_dir, needs_quantization, command in stages(output_dir, preset, options.teacher):
+        if finished(stage_dir, needs_quantization):
+            print(f"{stage_dir.name}: already done", flush=True)
+            continue
+        run(command, output_dir / f"{stage_dir.name}.log")
+    step_cost(output_dir, preset, options.teacher)
+
+    results_dir = Path(options.results_root) / options.name
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stages_results = {
+        path.parent.name: json.loads(path.read_text()) for path in sorted(output_dir.glob("*/results.json"))
+    }
+    payload = {
+        "preset": {"name": options.preset, **preset},
+        "teacher": options.teacher,
+        "environment": {
+            "versions": {
+                package: metadata.version(package)
+                for package in (
+                    "torch",
+                    "transformers",
+                    "accelerate",
+                    "datasets",
+                    "onnxruntime",
+                    "optimum-onnx",
+                )
+                if _installed(package)
+            },
+            "cpu": platform.processor() or platform.machine(),
+            "cpu_flags": _cpu_flags(),
+            "threads": _torch_threads(),
+            "git_commit": subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
+            ).stdout.strip(),
+        },
+        "headline": headline(output_dir),
+        "step_cost": json.loads((output_dir / "step_cost.json").read_text()),
+        "stages": stages_results,
+    }
+    (results_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    for name in ("REPORT.md", "pareto.png"):
+        source = output_dir / "conll2003-L3" / "quantized" / name
+        if source.is_file():
+            (results_dir / f"conll2003-{name}").write_bytes(source.read_bytes())
+        source = output_dir / "sst2-L3" / "quantized" / name
+        if source.is_file():
+            (results_dir / f"sst2-{name}").write_bytes(source.read_bytes())
+    print(json.dumps(payload["headline"], indent=2))
+
+
+def _installed(package: str) -> bool:
+    try:
+        metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
+                return [flag for flag in line.split(":", 1)[1].split() if flag in wanted]
+    except OSError:
+        pass
+    return []
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+if __name__ == "__main__":
+    main()
