@@ -8,7 +8,7 @@ import evaluate
 import numpy as np
 import pytest
 
-from hfkdq.metrics import Glue, Seqeval, load_metric, metric_script_path
+from hfkdq.metrics import Glue, Seqeval, metric_script_path, offline_metric
 from hfkdq.metrics.glue import glue_metrics
 from hfkdq.metrics.ner import flatten_seqeval_scores, ner_metrics, seqeval_scores
 
@@ -97,11 +97,11 @@ def test_three_batches_give_the_same_result_as_one_compute(name, config):
 
 
 @pytest.mark.parametrize(("name", "config"), CASES)
-def test_evaluate_load_of_the_module_file_and_load_metric_agree(name, config, tmp_path):
+def test_evaluate_load_of_the_module_file_and_offline_metric_agree(name, config, tmp_path):
     _, predictions, references, expected = module_and_pure(name, config)
 
     loaded = evaluate.load(str(metric_script_path(name)), config, cache_dir=str(tmp_path))
-    helper = load_metric(name, config, cache_dir=str(tmp_path / "helper"))
+    helper = offline_metric(name, config, cache_dir=str(tmp_path / "helper"))
 
     assert loaded.name == helper.name == name  # the Hub metric's name
     assert loaded.compute(predictions=predictions, references=references) == expected
@@ -147,6 +147,6 @@ def test_glue_without_a_task_and_unknown_names_are_clear_errors():
     with pytest.raises(ValueError, match="needs the task as its config name"):
         Glue()
     with pytest.raises(ValueError, match="Unknown GLUE task 'imdb'"):
-        load_metric("glue", "imdb")
+        offline_metric("glue", "imdb")
     with pytest.raises(ValueError, match="available: glue, seqeval"):
-        load_metric("bleu")
+        offline_metric("bleu")

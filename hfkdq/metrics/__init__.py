@@ -1,7 +1,7 @@
 """Offline GLUE and seqeval metrics, as pure functions and as `evaluate` metric modules.
 
 The Hub glue and seqeval metrics fetch their scripts from the Hub at run
-time; `load_metric` returns this package's equivalents (same inputs, same keys) without any network,
+time; `offline_metric` returns this package's equivalents (same inputs, same keys) without any network,
 so code written for `evaluate` runs on machines that cannot reach the Hub. The module files are also
 valid `evaluate.load` script paths (`metric_script_path`).
 """
@@ -18,10 +18,10 @@ from hfkdq.metrics.glue import Glue
 from hfkdq.metrics.ner import Seqeval
 
 METRIC_MODULES: dict[str, type[evaluate.Metric]] = {"glue": Glue, "seqeval": Seqeval}
-"""Metric modules by their Hub name; `load_metric` and `metric_script_path` accept these keys."""
+"""Metric modules by their Hub name; `offline_metric` and `metric_script_path` accept these keys."""
 
 
-def load_metric(name: str, config_name: str | None = None, **init_kwargs: Any) -> evaluate.Metric:
+def offline_metric(name: str, config_name: str | None = None, **init_kwargs: Any) -> evaluate.Metric:
     """The offline module standing in for `evaluate.load(name, config_name, **init_kwargs)`.
 
     `name` is the Hub metric's name ("glue" with the task as `config_name`, or "seqeval");
@@ -44,4 +44,4 @@ def _metric_class(name: str) -> type[evaluate.Metric]:
     return METRIC_MODULES[name]
 
 
-__all__ = ["METRIC_MODULES", "Glue", "Seqeval", "load_metric", "metric_script_path"]
+__all__ = ["METRIC_MODULES", "Glue", "Seqeval", "offline_metric", "metric_script_path"]

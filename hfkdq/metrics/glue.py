@@ -144,7 +144,7 @@ def _task_of_config(config_name: str) -> GlueTask:
     if config_name == "default":
         raise ValueError(
             "The GLUE metric needs the task as its config name, e.g. Glue('mrpc') or "
-            "load_metric('glue', 'mrpc'); valid task names are: " + ", ".join(GLUE_TASKS) + "."
+            "offline_metric('glue', 'mrpc'); valid task names are: " + ", ".join(GLUE_TASKS) + "."
         )
     return get_glue_task(config_name)
 
