@@ -319,13 +319,11 @@ def main() -> None:
         "stages": stages_results,
     }
     (results_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    for name in ("REPORT.md", "pareto.png"):
-        source = output_dir / "conll2003-L3" / "quantized" / name
-        if source.is_file():
-            (results_dir / f"conll2003-{name}").write_bytes(source.read_bytes())
-        source = output_dir / "sst2-L3" / "quantized" / name
-        if source.is_file():
-            (results_dir / f"sst2-{name}").write_bytes(source.read_bytes())
+    for task in ("conll2003", "sst2"):
+        for name in ("REPORT.md", "pareto.png"):
+            source = output_dir / f"{task}-L3" / "quantized" / name
+            if source.is_file():
+                (results_dir / f"{task}-{name}").write_bytes(source.read_bytes())
     print(json.dumps(payload["headline"], indent=2))
 
 

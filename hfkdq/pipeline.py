@@ -235,9 +235,12 @@ def run_experiment_unlocked(
     set_seed(training_args.seed)
 
     resume_checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, output_dir)
-    if resume_checkpoint and not model_args.teacher_name_or_path == str(output_dir / "teacher"):
+    if training_args.resume_from_checkpoint and model_args.teacher_name_or_path != str(
+        output_dir / "teacher"
+    ):
         if (output_dir / "teacher" / "config.json").is_file():
-            # The interrupted run had finished fine-tuning its teacher: continue with that one.
+            # The interrupted run had finished fine-tuning its teacher (whether or not the student had
+            # reached a checkpoint): continue with that one rather than fine-tune it again.
             logger.info(
                 "Resuming: using the teacher fine-tuned before the interruption, %s.", output_dir / "teacher"
             )

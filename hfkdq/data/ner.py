@@ -52,23 +52,38 @@ def _require_fast(tokenizer: PreTrainedTokenizerBase) -> None:
         )
 
 
-def visible_words(sentences: list[list[str]], tokenizer: PreTrainedTokenizerBase) -> list[list[str]]:
-    """The sentences with every word the tokenizer maps to no token at all (a zero-width or control
-    character, say) replaced by the unknown token.
+def visible_words(
+    sentences: list[list[str]],
+    encoding: BatchEncoding,
+    tokenizer: PreTrainedTokenizerBase,
+    truncated_at: int | None = None,
+) -> list[list[str]] | None:
+    """The sentences with every word that got no token in `encoding` (a zero-width or control
+    character, say) replaced by the unknown token; None when there is none, the usual case.
 
     Such a word would get no position, so its tag, possibly the B- of an entity, would vanish from
-    the gold: every word must keep exactly one scored position.
+    the gold: every word must keep exactly one scored position. Words past a truncation
+    (`truncated_at` tokens) are cut anyway and left alone. Reading the encoding already made keeps
+    the common case free of a second tokenization.
     """
-    pieces = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+    changed = False
     result = []
     for index, words in enumerate(sentences):
-        seen = {word for word in pieces.word_ids(index) if word is not None}
+        seen = {word for word in encoding.word_ids(index) if word is not None}
         if len(seen) == len(words):
             result.append(words)
-        else:
-            unknown = tokenizer.unk_token or "[UNK]"
-            result.append([word if position in seen else unknown for position, word in enumerate(words)])
-    return result
+            continue
+        cut = truncated_at is not None and len(encoding["input_ids"][index]) >= truncated_at
+        last = max(seen, default=-1)
+        empty = {
+            position
+            for position in range(len(words))
+            if position not in seen and (position < last or not cut)
+        }
+        changed = changed or bool(empty)
+        unknown = tokenizer.unk_token or "[UNK]"
+        result.append([unknown if position in empty else word for position, word in enumerate(words)])
+    return result if changed else None
 
 
 def _align(word_ids: list[int | None], tags: Sequence[int], continuation: list[int] | None) -> list[int]:
@@ -104,12 +119,12 @@ def tokenize_and_align_labels(
     if label_all_tokens and label_names is None:
         raise ValueError("label_all_tokens=True needs label_names, to map each B-X continuation to I-X")
     continuation = b_to_i_ids(label_names) if label_all_tokens else None
-    encoding = tokenizer(
-        visible_words(examples[TOKENS_COLUMN], tokenizer),
-        is_split_into_words=True,
-        truncation=True,
-        max_length=default_max_length(tokenizer) if max_length is None else max_length,
-    )
+    length = default_max_length(tokenizer) if max_length is None else max_length
+    sentences = examples[TOKENS_COLUMN]
+    encoding = tokenizer(sentences, is_split_into_words=True, truncation=True, max_length=length)
+    visible = visible_words(sentences, encoding, tokenizer, truncated_at=length)
+    if visible is not None:
+        encoding = tokenizer(visible, is_split_into_words=True, truncation=True, max_length=length)
     encoding["labels"] = [
         _align(encoding.word_ids(index), tags, continuation)
         for index, tags in enumerate(examples[TAGS_COLUMN])

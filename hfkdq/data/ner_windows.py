@@ -92,8 +92,12 @@ def window_and_align_labels(
     words_out: list[list[str]] = []
     tags_out: list[list[int]] = []
     context_out: list[int] = []
-    sentences = visible_words(examples[TOKENS_COLUMN], tokenizer)
+    sentences = examples[TOKENS_COLUMN]
     pieces = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+    visible = visible_words(sentences, pieces, tokenizer)
+    if visible is not None:
+        sentences = visible
+        pieces = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
     for index, (words, tags) in enumerate(zip(sentences, examples[TAGS_COLUMN], strict=True)):
         lengths = [0] * len(words)
         for word in pieces.word_ids(index):
