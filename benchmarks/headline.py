@@ -30,6 +30,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from headline_report import plot_headline, render_report
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HFKDQ_SHARED_DATA") or ROOT.parent / "shared" / "data")
 TEACHER = "sentence-transformers/all-mpnet-base-v2"
@@ -43,12 +45,29 @@ PRESETS = {
         epochs=3,
         batch=16,
         latency_repeats=20,
+        latency_warmup=3,
         step_rounds=3,
         step_steps=6,
+        speed_rounds=5,
+        speed_per_round=4,
+        speed_threads="1,2",
+        profile_runs=10,
     ),
     # A few minutes: every stage and the headline on tiny slices.
     "quick": dict(
-        train=24, eval=16, teacher_epochs=1, epochs=1, batch=8, latency_repeats=2, step_rounds=1, step_steps=3
+        train=24,
+        eval=16,
+        teacher_epochs=1,
+        epochs=1,
+        batch=8,
+        latency_repeats=1,
+        latency_warmup=1,
+        step_rounds=1,
+        step_steps=3,
+        speed_rounds=1,
+        speed_per_round=1,
+        speed_threads="2",
+        profile_runs=1,
     ),
 }
 
@@ -57,7 +76,8 @@ def task_flags(task: str, preset: dict) -> list[str]:
     if task == "conll2003":
         data = SHARED / "conll2003"
         flags = ["--train_file", data / "train.txt", "--validation_file", data / "validation.txt"]
-        flags += ["--test_file", data / "test.txt"]
+        # The quantized variants are compared on the test split, the split the headline quotes.
+        flags += ["--test_file", data / "test.txt", "--quantize_eval_split", "test"]
     else:
         data = SHARED / "glue" / "sst2"
         flags = [
@@ -153,7 +173,7 @@ def run(command: list[str], log: Path) -> None:
 
 
 def stages(output_dir: Path, preset: dict, teacher: str):
-    for task in ("conll2003", "sst2"):
+    for task in ("sst2", "conll2003"):
         l3 = output_dir / f"{task}-L3"
         base = [sys.executable, recipe(task), *task_flags(task, preset), *common_flags(preset)]
         yield (
@@ -169,6 +189,10 @@ def stages(output_dir: Path, preset: dict, teacher: str):
                 "true",
                 "--quantize",
                 quantize_methods(),
+                "--latency_repeats",
+                str(preset["latency_repeats"]),
+                "--latency_warmup",
+                str(preset["latency_warmup"]),
                 "--output_dir",
                 str(l3),
             ],
@@ -210,6 +234,37 @@ def step_cost(output_dir: Path, preset: dict, teacher: str) -> None:
         str(target),
     ]
     run(command, output_dir / "step_cost.log")
+
+
+def speed(output_dir: Path, preset: dict) -> None:
+    """benchmarks/speed.py on the CoNLL-2003 stage: threads, real lengths, static QDQ, profilers."""
+    target = output_dir / "speed.json"
+    if target.is_file():
+        return
+    if "onnx-int8" not in quantize_methods():
+        print("speed: skipped, it compares ONNX Runtime variants (pip install 'hfkdq[onnx]')", flush=True)
+        return
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "speed.py"),
+        "--stage_dir",
+        str(output_dir / "conll2003-L3"),
+        "--task",
+        "conll2003",
+        "--data_dir",
+        str(SHARED),
+        "--rounds",
+        str(preset["speed_rounds"]),
+        "--per_round",
+        str(preset["speed_per_round"]),
+        "--profile_runs",
+        str(preset["profile_runs"]),
+        "--threads",
+        preset["speed_threads"],
+        "--results",
+        str(target),
+    ]
+    run(command, output_dir / "speed.log")
 
 
 def metric_of(results: dict, role: str, split: str, metric: str) -> float:
@@ -273,7 +328,14 @@ def main() -> None:
     parser.add_argument("--output_dir", default="outputs/bench", help="Where the stages train (resumable).")
     parser.add_argument("--results_root", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--teacher", default=TEACHER)
+    parser.add_argument(
+        "--render_only", action="store_true", help="Re-render REPORT.md and pareto.png from results.json."
+    )
     options = parser.parse_args()
+    results_dir = Path(options.results_root) / options.name
+    if options.render_only:
+        write_report(json.loads((results_dir / "results.json").read_text()), results_dir)
+        return
     if not (SHARED / "conll2003" / "train.txt").is_file():
         sys.exit(f"the benchmark needs ../shared/data (CoNLL-2003, SST-2); not found at {SHARED}")
     preset = PRESETS[options.preset]
@@ -285,8 +347,8 @@ def main() -> None:
             continue
         run(command, output_dir / f"{stage_dir.name}.log")
     step_cost(output_dir, preset, options.teacher)
+    speed(output_dir, preset)
 
-    results_dir = Path(options.results_root) / options.name
     results_dir.mkdir(parents=True, exist_ok=True)
     stages_results = {
         path.parent.name: json.loads(path.read_text()) for path in sorted(output_dir.glob("*/results.json"))
@@ -316,6 +378,9 @@ def main() -> None:
         },
         "headline": headline(output_dir),
         "step_cost": json.loads((output_dir / "step_cost.json").read_text()),
+        "speed": json.loads((output_dir / "speed.json").read_text())
+        if (output_dir / "speed.json").is_file()
+        else None,
         "stages": stages_results,
     }
     (results_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
@@ -324,7 +389,16 @@ def main() -> None:
             source = output_dir / f"{task}-L3" / "quantized" / name
             if source.is_file():
                 (results_dir / f"{task}-{name}").write_bytes(source.read_bytes())
+    write_report(payload, results_dir)
     print(json.dumps(payload["headline"], indent=2))
+
+
+def write_report(payload: dict, results_dir: Path) -> None:
+    """REPORT.md (keeping a hand-written analysis) and pareto.png beside results.json."""
+    report = results_dir / "REPORT.md"
+    previous = report.read_text() if report.is_file() else None
+    report.write_text(render_report(payload, previous))
+    plot_headline(payload, results_dir / "pareto.png")
 
 
 def _installed(package: str) -> bool:

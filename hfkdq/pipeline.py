@@ -131,9 +131,28 @@ class ModelArguments:
         default=None,
         metadata={"help": "Fail the run when a quantized variant loses more than this many metric points."},
     )
+    latency_repeats: int = field(
+        default=20,
+        metadata={"help": "Timed forward passes per batch size when the quantized variants are measured."},
+    )
+    latency_warmup: int = field(
+        default=3, metadata={"help": "Untimed forward passes before each latency measurement."}
+    )
+    quantize_eval_split: str | None = field(
+        default=None,
+        metadata={
+            "help": "The evaluation split every quantized variant is measured on (e.g. test); default: the "
+            "first evaluation split (validation)."
+        },
+    )
 
     def __post_init__(self) -> None:
         check_max_metric_drop(self.max_metric_drop)
+        if self.latency_repeats < 1 or self.latency_warmup < 0:
+            raise ValueError(
+                f"--latency_repeats must be >= 1 and --latency_warmup >= 0; got {self.latency_repeats} "
+                f"and {self.latency_warmup}"
+            )
         if self.quantize:
             from hfkdq.quantization import parse_methods
 
@@ -206,6 +225,7 @@ def run_experiment_unlocked(
         parse_methods(
             model_args.quantize
         )  # as at parsing, for model_args changed since: fail before training
+        quantization_split(model_args, task)
     if not model_args.student_name_or_path:
         # A student the teacher cannot give its layers to fails now, not after the teacher's fine-tuning.
         teacher_config = AutoConfig.from_pretrained(
@@ -383,27 +403,43 @@ def data_record(data_args: Any) -> dict[str, Any] | None:
     return record
 
 
+def quantization_split(model_args: ModelArguments, task: TaskData) -> str:
+    """The split the quantized variants are compared on; a split the run does not have is refused before
+    training, not after it."""
+    if not task.eval_splits:
+        raise ValueError("--quantize needs an evaluation split to measure what each variant loses")
+    split = model_args.quantize_eval_split or task.eval_splits[0]
+    if split not in task.eval_splits:
+        raise ValueError(
+            f"--quantize_eval_split {split!r} is not one of this run's evaluation splits "
+            f"({', '.join(task.eval_splits)}): pass one of those, or give its file (e.g. --test_file)"
+        )
+    return split
+
+
 def quantize_student(
     model_args: ModelArguments, task: TaskData, output_dir: Path, teacher_source: str
 ) -> dict:
     """Quantize the saved student with each requested method and evaluate every variant the same way."""
     from hfkdq.quantization.workflow import quantize_and_evaluate
 
-    if not task.eval_splits:
-        raise ValueError("--quantize needs an evaluation split to measure what each variant loses")
-    return quantize_and_evaluate(
+    split = quantization_split(model_args, task)
+    quantization = quantize_and_evaluate(
         output_dir / "student",
         model_args.quantize,
         output_dir / "quantized",
-        eval_dataset=task.features[task.eval_splits[0]],
+        eval_dataset=task.features[split],
         data_collator=task.data_collator,
         compute_metrics=task.compute_metrics,
         calibration_dataset=task.train_dataset,
         max_metric_drop=model_args.max_metric_drop,
         teacher_dir=teacher_source if Path(teacher_source).is_dir() else None,
         main_metric=task.main_metric,
+        latency_repeats=model_args.latency_repeats,
+        latency_warmup=model_args.latency_warmup,
         overwrite=True,
     )
+    return quantization | {"eval_split": split}
 
 
 def train_plain_baseline(

@@ -8,14 +8,12 @@ file with the task's metrics and a student that loads on its own.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT, SHARED_DATA, TEST_DATA, requires_shared_data, tiny_bert_config
+from conftest import REPO_ROOT, SHARED_DATA, TEST_DATA, import_script, requires_shared_data, tiny_bert_config
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -26,7 +24,6 @@ from transformers import (
 from hfkdq.glue_tasks import GLUE_TASKS
 from hfkdq.recipe_args import parse_recipe_args
 
-RECIPE = REPO_ROOT / "recipes" / "distill_bert_glue.py"
 CONFIGS = REPO_ROOT / "recipes" / "configs"
 
 
@@ -43,11 +40,7 @@ def one_torch_thread():
 @functools.cache
 def load_recipe():
     """The recipe script as a module, so its `main(argv)` runs in-process (no interpreter start-up)."""
-    spec = importlib.util.spec_from_file_location("distill_bert_glue", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return import_script("recipes/distill_bert_glue.py")
 
 
 def head(source: Path, destination: Path, rows: int) -> str:

@@ -1,10 +1,9 @@
 """recipes/distill_bert_ner.py end to end on a tiny teacher: fine-tune, distill, evaluate, save."""
 
-import importlib.util
 import json
 
 import pytest
-from conftest import REPO_ROOT, TEST_DATA
+from conftest import TEST_DATA, import_script
 from transformers import AutoModelForTokenClassification, AutoTokenizer, BertForTokenClassification
 
 from hfkdq.data.conll import CoNLLFormatError
@@ -19,12 +18,7 @@ def flags(teacher, output_dir, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def recipe():
-    spec = importlib.util.spec_from_file_location(
-        "distill_bert_ner", REPO_ROOT / "recipes" / "distill_bert_ner.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_script("recipes/distill_bert_ner.py")
 
 
 def test_recipe_fine_tunes_the_teacher_distills_and_saves_a_loadable_student(
@@ -116,6 +110,28 @@ def test_recipe_quantizes_the_student_when_asked(recipe, tiny_teacher_dir, tmp_p
     assert "quantization" in saved
     assert (output_dir / "quantized" / "torch-int8").is_dir()
     assert (output_dir / "quantized" / "REPORT.md").is_file()
+
+
+def test_quantized_variants_are_measured_on_the_split_asked_for(recipe, tiny_teacher_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    recipe.main(
+        flags(tiny_teacher_dir, output_dir, "--quantize", "torch-int8", "--quantize_eval_split", "test")
+    )
+    saved = json.loads((output_dir / "results.json").read_text())
+    quantization = saved["quantization"]
+    assert quantization["eval_split"] == "test"
+    fp32_row = next(row for row in quantization["variants"] if row["role"] == "student")
+    # The fp32 student row is the same model on the same split as the run's own test evaluation.
+    assert fp32_row["metrics"]["f1"] == pytest.approx(saved["student"]["metrics"]["test"]["f1"])
+
+
+def test_a_quantization_split_the_run_lacks_fails_before_training(recipe, tiny_teacher_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match="--quantize_eval_split 'dev'.*validation"):
+        recipe.main(
+            flags(tiny_teacher_dir, output_dir, "--quantize", "torch-int8", "--quantize_eval_split", "dev")
+        )
+    assert not output_dir.exists()
 
 
 def test_unknown_quantization_method_fails_before_training(recipe, tiny_teacher_dir, tmp_path):
