@@ -145,15 +145,19 @@ def speed_tables(speed: dict[str, Any]) -> str:
             f"| {key} | " + " | ".join(f"{row[c]['median_ms']:.2f}" for c in columns) + f" | {ratio} |"
         )
     for title, profiles in (
-        ("ONNX Runtime profiler", speed.get("ort_profile")),
-        ("torch.profiler", speed.get("torch_profile")),
+        ("ONNX Runtime profiler: share of operator time (%)", speed.get("ort_profile")),
+        ("torch.profiler: share of self CPU time (%)", speed.get("torch_profile")),
+        ("py-spy: share of samples (%) per innermost Python frame", speed.get("pyspy_profile")),
     ):
         if not profiles:
             continue
-        lines += ["", f"{title}: share of operator time (%), top operators", ""]
+        lines += ["", f"{title}, top entries", ""]
         lines += ["| model / shape | top operators |", "|---|---|"]
         for key, shares in profiles.items():
-            top = ", ".join(f"{op} {share:g}" for op, share in list(shares.items())[:7])
+            top = ", ".join(
+                f"{op} {share:g}" if isinstance(share, int | float) else str(share)
+                for op, share in list(shares.items())[:7]
+            )
             lines.append(f"| {key} | {top} |")
     if speed.get("size_bytes"):
         lines += ["", "| variant | bytes on disk |", "|---|---:|"]

@@ -11,7 +11,9 @@ side and interleaved round by round:
 * the same at 1 and 2 threads (torch ``set_num_threads``; ORT ``intra_op_num_threads``);
 * ORT's profiler on the int8 and fp32 graphs: time per operator type (dynamic activation
   quantization, integer MatMuls, the fp32 Softmax / LayerNorm / GELU that int8 leaves alone);
-* torch.profiler on the fp32 teacher and torch int8 student: time per aten operator.
+* torch.profiler on the fp32 teacher and torch int8 student: time per aten operator;
+* py-spy (when installed: the ``bench`` extra) on a forward loop of the teacher and the int8
+  student: which Python frames the samples land in, i.e. how much is framework overhead.
 
     python benchmarks/speed.py --stage_dir outputs/bench/mpnet_cpu/conll2003-L3 --task conll2003 \\
         --results benchmarks/results/mpnet_cpu/speed.json
@@ -157,6 +159,52 @@ def torch_profile(model, shape: tuple[int, int], runs: int, top: int = 8) -> dic
     return {event.key: round(100 * event.self_cpu_time_total / total, 1) for event in events[:top]}
 
 
+def forward_loop(path: Path, shape: tuple[int, int], seconds: float) -> None:
+    """What py-spy samples: one variant's forward pass, over and over, once it is loaded and warm."""
+    model = load(path, threads=None)
+    inputs = _dummy_inputs(model, *shape)
+    with torch.inference_mode():
+        model(**inputs)
+        print("ready", flush=True)
+        ends = time.perf_counter() + seconds
+        while time.perf_counter() < ends:
+            model(**inputs)
+
+
+def pyspy_profile(path: Path, shape: tuple[int, int], seconds: float, scratch: Path, top: int = 8) -> dict:
+    """Share of py-spy samples (percent) per innermost Python frame, over a warm forward loop of `path`.
+
+    py-spy attaches only once the model is loaded and has run once, so imports and loading are not
+    in the profile.
+    """
+    import shutil
+    import subprocess
+
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(pyspy).is_file():
+        return {"skipped": "py-spy is not installed (pip install 'hfkdq[bench]')"}
+    output = scratch / f"{path.name}-{shape[0]}x{shape[1]}.txt"
+    loop = [sys.executable, __file__, "--loop", str(path), "--loop_shape", f"{shape[0]}x{shape[1]}"]
+    with subprocess.Popen(
+        [*loop, "--loop_seconds", str(seconds + 5)], stdout=subprocess.PIPE, text=True
+    ) as looping:
+        if looping.stdout.readline().strip() != "ready":
+            return {"skipped": f"the forward loop of {path} did not start"}
+        command = [pyspy, "record", "-r", "200", "-d", str(int(seconds)), "-f", "raw", "-o", str(output)]
+        finished = subprocess.run([*command, "--pid", str(looping.pid)], capture_output=True, text=True)
+        looping.wait()
+    if finished.returncode != 0 or not output.is_file():
+        return {"skipped": f"py-spy failed: {finished.stderr.strip()[-300:]}"}
+    per_frame: dict[str, int] = defaultdict(int)
+    for line in output.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        name, _, location = stack.split(";")[-1].partition(" (")
+        per_frame[f"{name} ({location.rstrip(')').rsplit('/', 1)[-1]})"] += int(count)
+    total = sum(per_frame.values()) or 1
+    ranked = sorted(per_frame.items(), key=lambda item: -item[1])[:top]
+    return {frame: round(100 * count / total, 1) for frame, count in ranked}
+
+
 def build_extra_variants(stage_dir: Path, task: str, data_dir: Path, tokenizer) -> dict[str, Path]:
     """onnx-fp32, static QDQ int8 (100 calibration examples of the training split) and dynamic int8 + O99."""
     extra_dir = stage_dir / "speed-variants"
@@ -197,6 +245,16 @@ def calibration_examples(task: str, data_dir: Path, tokenizer, samples: int = 10
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--loop", type=Path, help="Only run this variant's forward pass in a loop (for py-spy)."
+    )
+    parser.add_argument("--loop_shape", default="1x128", help="BATCHxSEQ for --loop.")
+    parser.add_argument("--loop_seconds", type=float, default=10.0)
+    if "--loop" in sys.argv:
+        options, _ = parser.parse_known_args()
+        batch, seq = (int(value) for value in options.loop_shape.split("x"))
+        forward_loop(options.loop, (batch, seq), options.loop_seconds)
+        return
     parser.add_argument("--stage_dir", type=Path, required=True)
     parser.add_argument("--task", choices=("conll2003", "sst2"), required=True)
     parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data")
@@ -205,6 +263,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per_round", type=int, default=4)
     parser.add_argument("--profile_runs", type=int, default=10)
+    parser.add_argument("--pyspy_seconds", type=float, default=10.0, help="Per py-spy profile (0: skip).")
     options = parser.parse_args()
     from transformers import AutoTokenizer
 
@@ -243,6 +302,14 @@ def main() -> None:
         del models
     torch.set_num_threads(default_threads)
     with tempfile.TemporaryDirectory(prefix="hfkdq-ort-profile-") as scratch:
+        if options.pyspy_seconds > 0:
+            payload["pyspy_profile"] = {
+                f"{name}/{shape_name}": pyspy_profile(
+                    variants[name], shapes[shape_name], options.pyspy_seconds, Path(scratch)
+                )
+                for name in ("teacher (fp32 torch)", "onnx-int8")
+                for shape_name in ("b1_real", "b32_s128")
+            }
         payload["ort_profile"] = {
             f"{name}/{shape_name}": ort_profile(
                 variants[name], shapes[shape_name], options.profile_runs, Path(scratch)
