@@ -48,6 +48,14 @@ class DistillationArguments(TrainingArguments):
         default=True,
         metadata={"help": "Also match the embedding outputs (layer -1 of both) in the hidden-state loss."},
     )
+    teacher_bf16: bool = field(
+        default=False,
+        metadata={
+            "help": "Run the frozen teacher in bfloat16 (a bf16 copy; the soft targets go back to float32). "
+            "About 2x cheaper per teacher pass on CPUs with AVX512-BF16/AMX and on GPUs; slower where "
+            "bf16 is emulated. The student still trains in float32."
+        },
+    )
 
     def __post_init__(self):
         if _cpu_only_multi_process_launch() and not self.use_cpu:

@@ -8,6 +8,7 @@ and overrode private hooks, and broke on every release until they were deleted).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -103,6 +104,9 @@ class DistillationTrainer(Trainer):
         self.teacher.to(self.args.device)
         self.teacher.eval()
         self.teacher.requires_grad_(False)
+        if self.args.teacher_bf16 and self.teacher_outputs and self.teacher_cache is None:
+            # A copy: the caller's teacher (evaluated, saved, fingerprinted for caches) stays float32.
+            self.teacher = copy.deepcopy(self.teacher).to(torch.bfloat16)
         self._term_totals: dict[str, torch.Tensor] = defaultdict(
             lambda: torch.zeros((), device=self.args.device)
         )
@@ -213,12 +217,20 @@ class DistillationTrainer(Trainer):
             return None
         teacher_inputs = {key: value for key, value in inputs.items() if key != "labels"}
         with torch.no_grad():
-            return self.teacher(
+            outputs = self.teacher(
                 **teacher_inputs,
                 output_hidden_states="hidden_states" in self.teacher_outputs,
                 output_attentions="attentions" in self.teacher_outputs,
                 return_dict=True,
             )
+        if self.args.teacher_bf16:  # the losses compare in float32, as without it
+            for name in ("logits", "hidden_states", "attentions"):
+                value = getattr(outputs, name, None)
+                if isinstance(value, torch.Tensor):
+                    outputs[name] = value.float()
+                elif value is not None:
+                    outputs[name] = tuple(tensor.float() for tensor in value)
+        return outputs
 
     def _check_finite(
         self, loss: torch.Tensor, terms: dict[str, torch.Tensor], batch: DistillationBatch

@@ -353,6 +353,28 @@ def test_distillation_runs_the_teacher_once_per_training_batch(btc_task, minilm_
     assert counter.calls == 3
 
 
+def test_a_bf16_teacher_gives_float32_soft_targets_close_to_the_float32_ones(
+    btc_task, minilm_tokenizer, tmp_path
+):
+    teacher, student = tiny_token_models(btc_task.label_names)
+    full = _trainer(btc_task, minilm_tokenizer, _args(tmp_path, max_steps=3), teacher, student)
+    half = _trainer(
+        btc_task, minilm_tokenizer, _args(tmp_path, max_steps=3, teacher_bf16=True), teacher, student
+    )
+    batch = btc_task.data_collator([btc_task.train_dataset[index] for index in range(8)])
+    exact, rounded = full._teacher_forward(batch), half._teacher_forward(batch)
+    for name in ("logits", "hidden_states", "attentions"):
+        expected, got = getattr(exact, name), getattr(rounded, name)
+        expected, got = (expected, got) if name == "logits" else (expected[-1], got[-1])
+        assert got.dtype == torch.float32
+        assert torch.allclose(got, expected, atol=0.05, rtol=0.05)
+    assert not torch.equal(rounded.logits, exact.logits)  # it did run in bf16
+    assert next(half.teacher.parameters()).dtype == torch.bfloat16
+    assert next(teacher.parameters()).dtype == torch.float32  # the caller's teacher is untouched
+    half.train()
+    assert all(math.isfinite(value) for value in _logged(half, "loss"))
+
+
 def test_evaluation_reports_the_students_own_loss_without_the_teacher(btc_task, minilm_tokenizer, tmp_path):
     from transformers import Trainer, TrainingArguments
 
