@@ -48,10 +48,11 @@ PRESETS = {
         latency_warmup=3,
         step_rounds=3,
         step_steps=6,
-        speed_rounds=5,
-        speed_per_round=4,
+        speed_rounds=3,
+        speed_per_round=3,
         speed_threads="1,2",
-        profile_runs=10,
+        profile_runs=5,
+        pyspy_seconds=6,
     ),
     # A few minutes: every stage and the headline on tiny slices.
     "quick": dict(
@@ -68,6 +69,7 @@ PRESETS = {
         speed_per_round=1,
         speed_threads="2",
         profile_runs=1,
+        pyspy_seconds=1,
     ),
 }
 
@@ -261,6 +263,8 @@ def speed(output_dir: Path, preset: dict) -> None:
         str(preset["profile_runs"]),
         "--threads",
         preset["speed_threads"],
+        "--pyspy_seconds",
+        str(preset["pyspy_seconds"]),
         "--results",
         str(target),
     ]
@@ -291,7 +295,7 @@ def headline(output_dir: Path) -> dict:
 
     teacher_row, student_int8 = variant(ner, "teacher"), int8(ner)
     torch_int8 = variant(ner, "torch-int8")
-    step = json.loads((output_dir / "step_cost.json").read_text())["ratio_vs_plain"]
+    step = (_json_or_none(output_dir / "step_cost.json") or {}).get("ratio_vs_plain", {})
     return {
         "int8_variant": student_int8["name"],
         "ner_int8_retention": quantized_retention(ner),
@@ -314,8 +318,8 @@ def headline(output_dir: Path) -> dict:
         if torch_int8 is not student_int8
         else None,
         "size_ratio": round(student_int8["size_bytes"] / teacher_row["size_bytes"], 4),
-        "kd_live_step_ratio": step["kd_live_vs_plain"]["mean"],
-        "kd_cached_step_ratio": step["kd_cached_vs_plain"]["mean"],
+        "kd_live_step_ratio": step.get("kd_live_vs_plain", {}).get("mean"),
+        "kd_cached_step_ratio": step.get("kd_cached_vs_plain", {}).get("mean"),
     }
 
 
@@ -331,6 +335,11 @@ def main() -> None:
     parser.add_argument(
         "--render_only", action="store_true", help="Re-render REPORT.md and pareto.png from results.json."
     )
+    parser.add_argument(
+        "--report_only",
+        action="store_true",
+        help="Write the results of the stages already finished; start none (a missing figure is null).",
+    )
     options = parser.parse_args()
     results_dir = Path(options.results_root) / options.name
     if options.render_only:
@@ -344,10 +353,13 @@ def main() -> None:
     for stage_dir, needs_quantization, command in stages(output_dir, preset, options.teacher):
         if finished(stage_dir, needs_quantization):
             print(f"{stage_dir.name}: already done", flush=True)
-            continue
-        run(command, output_dir / f"{stage_dir.name}.log")
-    step_cost(output_dir, preset, options.teacher)
-    speed(output_dir, preset)
+        elif options.report_only:
+            print(f"{stage_dir.name}: not run (--report_only)", flush=True)
+        else:
+            run(command, output_dir / f"{stage_dir.name}.log")
+    if not options.report_only:
+        step_cost(output_dir, preset, options.teacher)
+        speed(output_dir, preset)
 
     results_dir.mkdir(parents=True, exist_ok=True)
     stages_results = {
@@ -377,10 +389,8 @@ def main() -> None:
             ).stdout.strip(),
         },
         "headline": headline(output_dir),
-        "step_cost": json.loads((output_dir / "step_cost.json").read_text()),
-        "speed": json.loads((output_dir / "speed.json").read_text())
-        if (output_dir / "speed.json").is_file()
-        else None,
+        "step_cost": _json_or_none(output_dir / "step_cost.json"),
+        "speed": _json_or_none(output_dir / "speed.json"),
         "stages": stages_results,
     }
     (results_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
@@ -399,6 +409,10 @@ def write_report(payload: dict, results_dir: Path) -> None:
     previous = report.read_text() if report.is_file() else None
     report.write_text(render_report(payload, previous))
     plot_headline(payload, results_dir / "pareto.png")
+
+
+def _json_or_none(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _installed(package: str) -> bool:

@@ -196,7 +196,7 @@ def render_report(payload: dict[str, Any], previous: str | None = None) -> str:
         "",
         "## Training cost (interleaved rounds)",
         "",
-        step_cost_table(payload["step_cost"]),
+        step_cost_table(payload["step_cost"] or {}),
         "",
         "## Where the speed is (benchmarks/speed.py on the CoNLL-2003 stage)",
         "",
