@@ -214,6 +214,7 @@ def plot_headline(payload: dict[str, Any], path: Path) -> Path:
     """Metric vs batch-1 latency per task; marker area proportional to the size on disk."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     figure = Figure(figsize=(11, 4.5), dpi=110)
     FigureCanvasAgg(figure)
@@ -241,6 +242,8 @@ def plot_headline(payload: dict[str, Any], path: Path) -> Path:
                 f"{name} ({size:.0f} MB)", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8
             )
         axes.set_xscale("log")
+        axes.xaxis.set_minor_formatter(NullFormatter())  # log-scale minor labels overlap
+        axes.xaxis.set_major_formatter(ScalarFormatter())
         axes.set_xlabel("latency, batch 1, seq 128 (ms, log scale)")
         axes.set_ylabel(f"{metric} ({quantization.get('eval_split', '')})")
         axes.set_title(title)
