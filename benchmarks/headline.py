@@ -9,7 +9,8 @@ continues where it stopped:
                 with every CPU backend, and measure every variant side by side (metric, size on disk,
                 latency at batch 1 and 32, seq 128) next to the teacher;
     <task>-L2   the same teacher (reused), a 2-layer distilled student;
-    step-cost   seconds per optimizer step: plain, live-teacher KD and cached KD, interleaved.
+    step-cost   seconds per optimizer step: plain, live-teacher KD (fp32 and bf16) and cached KD, interleaved;
+    speed       benchmarks/speed.py on the CoNLL-2003 stage: threads, real lengths, static QDQ, profilers.
 
 Tasks: CoNLL-2003 (entity F1) and SST-2 (accuracy), from ../shared/data. Training sets are subsampled
 on CPU (see the preset); the presets and the sizes are recorded in results.json.
@@ -37,7 +38,7 @@ SHARED = Path(os.environ.get("HFKDQ_SHARED_DATA") or ROOT.parent / "shared" / "d
 TEACHER = "sentence-transformers/all-mpnet-base-v2"
 
 PRESETS = {
-    # About 2 hours on 2 CPU cores.
+    # About 2.5 hours on 2 CPU cores.
     "full": dict(
         train=2000,
         eval=None,
@@ -149,11 +150,7 @@ def common_flags(preset: dict) -> list[str]:
 
 
 def quantize_methods() -> str:
-    try:
-        metadata.version("optimum-onnx")
-        return "torch-int8,onnx-int8"
-    except metadata.PackageNotFoundError:
-        return "torch-int8"
+    return "torch-int8,onnx-int8" if _installed("optimum-onnx") else "torch-int8"
 
 
 def finished(stage_dir: Path, needs_quantization: bool) -> bool:
@@ -424,14 +421,11 @@ def _installed(package: str) -> bool:
 
 
 def _cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
-                return [flag for flag in line.split(":", 1)[1].split() if flag in wanted]
-    except OSError:
-        pass
-    return []
+    """The flags that decide the int8 and bf16 kernels, as the quantizer reads them."""
+    from hfkdq.quantization.onnx import cpu_flags
+
+    wanted = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16"}
+    return sorted(cpu_flags() & wanted)
 
 
 def _torch_threads() -> int:

@@ -37,23 +37,36 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hfkdq.evaluation import _dummy_inputs  # noqa: E402
-from hfkdq.quantization import inspect_model_dir, load_variant, quantize  # noqa: E402
+from hfkdq.quantization import load_variant, quantize  # noqa: E402
 from hfkdq.quantization.artifacts import head_of  # noqa: E402
+
+SPLIT_FILES = {
+    "conll2003": {"train": "conll2003/train.txt", "eval": "conll2003/test.txt"},
+    "sst2": {"train": "glue/sst2/train.tsv", "eval": "glue/sst2/validation.tsv"},
+}
+
+
+def encode_split(
+    task: str, data_dir: Path, split: str, tokenizer, max_length: int, samples: int | None = None
+):
+    """Tokenized texts of `split` ("train", or "eval": CoNLL test / SST-2 validation), optionally a random sample."""
+    path = data_dir / SPLIT_FILES[task][split]
+    if task == "conll2003":
+        from hfkdq.data.conll import read_conll
+
+        texts = [list(sentence) for sentence in read_conll(path)["tokens"]]
+    else:
+        from hfkdq.data.glue import load_glue_dataset
+
+        texts = list(load_glue_dataset("sst2", {split: str(path)})[split]["sentence"])
+    if samples is not None:
+        texts = random.Random(0).sample(texts, samples)
+    return tokenizer(texts, is_split_into_words=task == "conll2003", truncation=True, max_length=max_length)
 
 
 def real_lengths(task: str, data_dir: Path, tokenizer) -> list[int]:
     """Token counts of the evaluation split the headline quotes (CoNLL test, SST-2 validation)."""
-    if task == "conll2003":
-        from hfkdq.data.conll import read_conll
-
-        words = [list(sentence) for sentence in read_conll(data_dir / "conll2003" / "test.txt")["tokens"]]
-        encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=512)
-    else:
-        from hfkdq.data.glue import load_glue_dataset
-
-        data = load_glue_dataset("sst2", {"validation": str(data_dir / "glue" / "sst2" / "validation.tsv")})
-        encoded = tokenizer(data["validation"]["sentence"], truncation=True, max_length=512)
-    return [len(ids) for ids in encoded["input_ids"]]
+    return [len(ids) for ids in encode_split(task, data_dir, "eval", tokenizer, 512)["input_ids"]]
 
 
 def typical_shapes(lengths: list[int], seed: int = 0) -> dict[str, tuple[int, int]]:
@@ -86,23 +99,11 @@ def load(path: Path, threads: int | None, profile_prefix: str | None = None):
     if (path / "model.onnx").is_file():
         from transformers import AutoConfig
 
-        from hfkdq.quantization.onnx import ort_model_class
+        from hfkdq.quantization.onnx import load_onnx
 
         head = head_of(AutoConfig.from_pretrained(path), path)
-        return ort_model_class(head).from_pretrained(
-            path,
-            session_options=ort_session_options(threads, profile_prefix),
-            provider="CPUExecutionProvider",
-        )
-    return load_variant(path) if (path / "hfkdq_quantization.json").is_file() else _load_torch(path)
-
-
-def _load_torch(path: Path):
-    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
-
-    head = inspect_model_dir(path).head
-    cls = AutoModelForTokenClassification if head == "token" else AutoModelForSequenceClassification
-    return cls.from_pretrained(path).eval()
+        return load_onnx(path, head, session_options=ort_session_options(threads, profile_prefix))
+    return load_variant(path)  # torch int8, or a plain fp32 directory (teacher, student)
 
 
 @torch.inference_mode()
@@ -210,14 +211,16 @@ def build_extra_variants(stage_dir: Path, task: str, data_dir: Path, tokenizer) 
     extra_dir = stage_dir / "speed-variants"
     student = stage_dir / "student"
     made = {}
-    for name, options in (
-        ("onnx-fp32", {}),
-        ("onnx-int8-static", {"calibration_dataset": calibration_examples(task, data_dir, tokenizer)}),
-        ("onnx-int8-o99", {"optimize": 99}),
+    for name, method in (
+        ("onnx-fp32", "onnx-fp32"),
+        ("onnx-int8-static", "onnx-int8-static"),
+        ("onnx-int8-o99", "onnx-int8"),
     ):
         target = extra_dir / name
-        if not (target / "model.onnx").is_file():
-            method = "onnx-int8" if name == "onnx-int8-o99" else name
+        if not (target / "model.onnx").is_file():  # built once; a resumed run reuses it
+            options = {"optimize": 99} if name == "onnx-int8-o99" else {}
+            if method == "onnx-int8-static":
+                options["calibration_dataset"] = calibration_examples(task, data_dir, tokenizer)
             quantize(student, method, target, overwrite=True, **options)
         made[name] = target
     return made
@@ -226,21 +229,7 @@ def build_extra_variants(stage_dir: Path, task: str, data_dir: Path, tokenizer) 
 def calibration_examples(task: str, data_dir: Path, tokenizer, samples: int = 100):
     from datasets import Dataset
 
-    rng = random.Random(0)
-    if task == "conll2003":
-        from hfkdq.data.conll import read_conll
-
-        words = [list(sentence) for sentence in read_conll(data_dir / "conll2003" / "train.txt")["tokens"]]
-        chosen = rng.sample(words, samples)
-        encoded = tokenizer(chosen, is_split_into_words=True, truncation=True, max_length=128)
-    else:
-        from hfkdq.data.glue import load_glue_dataset
-
-        sentences = load_glue_dataset("sst2", {"train": str(data_dir / "glue" / "sst2" / "train.tsv")})[
-            "train"
-        ]["sentence"]
-        encoded = tokenizer(rng.sample(sentences, samples), truncation=True, max_length=128)
-    return Dataset.from_dict(dict(encoded))
+    return Dataset.from_dict(dict(encode_split(task, data_dir, "train", tokenizer, 128, samples)))
 
 
 def main() -> None:

@@ -340,11 +340,18 @@ def quantize_onnx_static(
 
 
 def load_onnx(
-    directory: str | Path, head: str, device: str | None = None, provider: str = "CPUExecutionProvider"
+    directory: str | Path,
+    head: str,
+    device: str | None = None,
+    provider: str = "CPUExecutionProvider",
+    session_options: Any = None,
 ):
     """Load a variant written here as an `ORTModelFor...Classification`.
 
     `device` is accepted for the common loader signature and ignored: the execution `provider` decides
     where ONNX Runtime computes (the CPU by default, which is where the int8 kernels are tuned).
+    `session_options` (an `onnxruntime.SessionOptions`) sets threads or profiling.
     """
-    return ort_model_class(head).from_pretrained(Path(directory), provider=provider)
+    return ort_model_class(head).from_pretrained(
+        Path(directory), provider=provider, session_options=session_options
+    )
