@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -50,6 +51,9 @@ PRESETS = {
         teacher_learning_rate={"sst2": 3e-5, "conll2003": 1e-4},
         epochs=3,
         batch=16,
+        # Extra seeds of the 3-layer distilled-vs-plain pair (the fine-tuned teacher reused), so the
+        # KD gain, which is within one seed's noise of its target, is quoted as a mean over 3 seeds.
+        kd_seeds={"conll2003": (43, 44)},
         latency_repeats=20,
         latency_warmup=3,
         step_rounds=3,
@@ -68,6 +72,7 @@ PRESETS = {
         teacher_learning_rate={"sst2": 3e-5, "conll2003": 1e-4},
         epochs=1,
         batch=8,
+        kd_seeds={},
         latency_repeats=1,
         latency_warmup=1,
         step_rounds=1,
@@ -107,7 +112,7 @@ def recipe(task: str) -> str:
     return str(ROOT / "recipes" / ("distill_bert_ner.py" if task == "conll2003" else "distill_bert_glue.py"))
 
 
-def common_flags(task: str, preset: dict) -> list[str]:
+def common_flags(task: str, preset: dict, seed: int = 42) -> list[str]:
     return [
         str(flag)
         for flag in (
@@ -130,7 +135,7 @@ def common_flags(task: str, preset: dict) -> list[str]:
             "--weight_decay",
             0.01,
             "--seed",
-            42,
+            seed,
             "--kd_weight",
             1,
             "--temperature",
@@ -275,6 +280,27 @@ def stages(output_dir: Path, preset: dict, teacher: str):
                 str(l2),
             ],
         )
+    for task in ("sst2", "conll2003"):
+        for seed in preset["kd_seeds"].get(task, ()):
+            seeded = output_dir / f"{task}-L3-seed{seed}"
+            yield (
+                seeded,
+                False,
+                [
+                    sys.executable,
+                    recipe(task),
+                    *task_flags(task, preset),
+                    *common_flags(task, preset, seed),
+                    "--teacher_name_or_path",
+                    str(output_dir / f"{task}-L3" / "teacher"),
+                    "--student_num_layers",
+                    "3",
+                    "--compare_plain",
+                    "true",
+                    "--output_dir",
+                    str(seeded),
+                ],
+            )
 
 
 def step_cost(output_dir: Path, preset: dict, teacher: str) -> None:
@@ -337,6 +363,31 @@ def metric_of(results: dict, role: str, split: str, metric: str) -> float:
     return 100 * results[role]["metrics"][split][metric]
 
 
+def kd_gains(output_dir: Path, task: str, split: str, metric: str) -> dict:
+    """Distilled minus plain 3-layer student, in points, per seed run so far (the L3 stage's first)."""
+    stage_dirs = [output_dir / f"{task}-L3", *sorted(output_dir.glob(f"{task}-L3-seed*"))]
+    seeds, gains = [], []
+    for stage_dir in stage_dirs:
+        path = stage_dir / "results.json"
+        if not path.is_file():
+            continue
+        results = json.loads(path.read_text())
+        seeds.append(results["distillation"]["seed"])
+        gains.append(
+            round(
+                metric_of(results, "student", split, metric)
+                - metric_of(results, "plain_student", split, metric),
+                2,
+            )
+        )
+    return {
+        "seeds": seeds,
+        "gains": gains,
+        "mean": round(statistics.mean(gains), 2),
+        "sd": round(statistics.stdev(gains), 2) if len(gains) > 1 else None,
+    }
+
+
 def headline(output_dir: Path) -> dict:
     """The ratios the issue asks for, from the stages' own results files."""
     ner = json.loads((output_dir / "conll2003-L3" / "results.json").read_text())
@@ -362,14 +413,8 @@ def headline(output_dir: Path) -> dict:
         "int8_variant": student_int8["name"],
         "ner_int8_retention": quantized_retention(ner),
         "sst2_int8_retention": quantized_retention(sst),
-        "ner_kd_gain": round(
-            metric_of(ner, "student", ner_split, "f1") - metric_of(ner, "plain_student", ner_split, "f1"), 2
-        ),
-        "sst2_kd_gain": round(
-            metric_of(sst, "student", sst_split, "accuracy")
-            - metric_of(sst, "plain_student", sst_split, "accuracy"),
-            2,
-        ),
+        "ner_kd_gain": kd_gains(output_dir, "conll2003", ner_split, "f1")["mean"],
+        "sst2_kd_gain": kd_gains(output_dir, "sst2", sst_split, "accuracy")["mean"],
         "speedup_b1": round(teacher_row["latency_ms"]["batch_1"] / student_int8["latency_ms"]["batch_1"], 2),
         "speedup_b32": round(
             teacher_row["latency_ms"]["batch_32"] / student_int8["latency_ms"]["batch_32"], 2
@@ -462,6 +507,10 @@ def main() -> None:
             ).stdout.strip(),
         },
         "headline": headline(output_dir),
+        "kd_gain_seeds": {
+            "conll2003": kd_gains(output_dir, "conll2003", "test", "f1"),
+            "sst2": kd_gains(output_dir, "sst2", "validation", "accuracy"),
+        },
         "step_cost": _json_or_none(output_dir / "step_cost.json"),
         "speed": _json_or_none(output_dir / "speed.json"),
         "stages": stages_results,

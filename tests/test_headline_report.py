@@ -80,3 +80,15 @@ def test_the_variant_table_gives_each_variant_its_speed_up_and_size_against_the_
 def test_the_plot_is_written(report, tmp_path):
     path = report.plot_headline(_payload({}), tmp_path / "pareto.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_kd_gain_is_shown_per_seed_with_its_mean_and_spread(report):
+    table = report.kd_seed_table(
+        {
+            "conll2003": {"seeds": [42, 43, 44], "gains": [0.93, 0.1, 1.4], "mean": 0.81, "sd": 0.66},
+            "sst2": {"seeds": [42], "gains": [0.23], "mean": 0.23, "sd": None},
+        }
+    )
+    rows = table.splitlines()[2:]
+    assert rows[0] == "| CoNLL-2003 | 42, 43, 44 | +0.93, +0.10, +1.40 | +0.81 ± 0.66 |"
+    assert rows[1].endswith("| +0.23 (one seed) |")

@@ -80,3 +80,36 @@ def test_a_resumed_benchmark_refuses_a_mismatched_stage_before_running_any(headl
     assert "sst2-L3 finished with other settings" in str(stopped.value)
     assert "--num_train_epochs 2 -> 1" in str(stopped.value)
     assert not (tmp_path / "results").exists()
+
+
+def test_extra_kd_seeds_retrain_only_the_student_pair_on_the_stage_teacher(headline, tmp_path):
+    commands = _stage_commands(headline, tmp_path, {"kd_seeds": {"conll2003": (43,)}})
+    seeded = headline._flag_values(commands["conll2003-L3-seed43"][1:])
+
+    assert seeded["--seed"] == "43"
+    assert seeded["--teacher_name_or_path"] == str(tmp_path / "conll2003-L3" / "teacher")
+    assert seeded["--compare_plain"] == "true"
+    assert "--quantize" not in seeded
+    assert headline._flag_values(commands["conll2003-L3"][1:])["--seed"] == "42"
+
+
+def _seed_stage(stage_dir, seed, student, plain):
+    stage_dir.mkdir(parents=True)
+    results = {
+        "distillation": {"seed": seed},
+        "student": {"metrics": {"test": {"f1": student}}},
+        "plain_student": {"metrics": {"test": {"f1": plain}}},
+    }
+    (stage_dir / "results.json").write_text(json.dumps(results))
+
+
+def test_the_kd_gain_is_the_mean_over_the_finished_seed_runs(headline, tmp_path):
+    _seed_stage(tmp_path / "conll2003-L3", 42, 0.80, 0.79)
+    _seed_stage(tmp_path / "conll2003-L3-seed43", 43, 0.81, 0.78)
+    (tmp_path / "conll2003-L3-seed44").mkdir()  # started, not finished: not counted
+
+    gains = headline.kd_gains(tmp_path, "conll2003", "test", "f1")
+
+    assert gains["seeds"] == [42, 43]
+    assert gains["gains"] == [1.0, 3.0]
+    assert gains["mean"] == 2.0 and gains["sd"] == pytest.approx(1.41, abs=0.01)
