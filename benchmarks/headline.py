@@ -69,7 +69,9 @@ PRESETS = {
         train=24,
         eval=16,
         teacher_epochs=1,
-        teacher_learning_rate={"sst2": 3e-5, "conll2003": 1e-4},
+        # At 1e-4, three steps leave the NER teacher tagging all O (F1 0 on 16 sentences), and a
+        # retention against 0 is undefined; 3e-5 keeps every headline figure defined in the smoke run.
+        teacher_learning_rate={"sst2": 3e-5, "conll2003": 3e-5},
         epochs=1,
         batch=8,
         kd_seeds={},
