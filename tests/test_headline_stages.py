@@ -43,7 +43,8 @@ def test_a_changed_preset_is_named_with_both_values_and_the_fix(headline, tmp_pa
 
     reason = headline.settings_mismatch(tmp_path / "conll2003-L3", after["conll2003-L3"])
 
-    assert "--teacher_learning_rate 0.0001 -> 5e-05" in reason
+    preset_value = headline.PRESETS["quick"]["teacher_learning_rate"]["conll2003"]
+    assert f"--teacher_learning_rate {preset_value} -> 5e-05" in reason
     assert "--learning_rate" not in reason.replace("--teacher_learning_rate", "")
     assert f"Delete {tmp_path / 'conll2003-L3'}" in reason
 
