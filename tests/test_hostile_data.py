@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from seqeval.metrics.sequence_labeling import get_entities
 
 from hfkdq.data.conll import CoNLLFormatError, read_conll
-from hfkdq.data.ner import IGNORE_INDEX, tokenize_and_align_labels
+from hfkdq.data.ner_features import IGNORE_INDEX, tokenize_and_align_labels
 
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -7,14 +7,8 @@ import pytest
 from transformers import BertTokenizer
 
 from hfkdq.data.conll import load_ner_dataset
-from hfkdq.data.ner import (
-    IGNORE_INDEX,
-    b_to_i_ids,
-    default_max_length,
-    ner_data_collator,
-    prepare_ner_features,
-    tokenize_and_align_labels,
-)
+from hfkdq.data.ner import ner_data_collator, prepare_ner_features
+from hfkdq.data.ner_features import IGNORE_INDEX, b_to_i_ids, default_max_length, tokenize_and_align_labels
 from hfkdq.resources import btc_files, packaged_minilm_path
 
 X = IGNORE_INDEX

@@ -10,7 +10,8 @@ import numpy as np
 from seqeval.metrics.sequence_labeling import get_entities
 from transformers import EvalPrediction
 
-from hfkdq.data.ner import IGNORE_INDEX, prepare_ner_features, tokenize_and_align_labels
+from hfkdq.data.ner import prepare_ner_features
+from hfkdq.data.ner_features import IGNORE_INDEX, tokenize_and_align_labels
 from hfkdq.data.ner_windows import plan_windows
 from hfkdq.metrics.ner import build_ner_compute_metrics
 

@@ -18,7 +18,7 @@ from typing import Any
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 from hfkdq.data.conll import TAGS_COLUMN, TOKENS_COLUMN
-from hfkdq.data.ner import IGNORE_INDEX, _align, b_to_i_ids, default_max_length, visible_words
+from hfkdq.data.ner_features import IGNORE_INDEX, align_labels, b_to_i_ids, default_max_length, visible_words
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def window_and_align_labels(
     labels = []
     for row, (tags, context) in enumerate(zip(tags_out, context_out, strict=True)):
         word_ids = encoding.word_ids(row)
-        aligned = _align(word_ids, tags, continuation)
+        aligned = align_labels(word_ids, tags, continuation)
         labels.append(
             [
                 IGNORE_INDEX if word is not None and word < context else label

@@ -9,7 +9,8 @@ import numpy as np
 from transformers import EvalPrediction, PreTrainedTokenizerBase
 
 from hfkdq.data.conll import label_names_of, load_ner_dataset
-from hfkdq.data.ner import ner_data_collator, prepare_ner_features, tokenize_and_align_labels
+from hfkdq.data.ner import ner_data_collator, prepare_ner_features
+from hfkdq.data.ner_features import tokenize_and_align_labels
 from hfkdq.metrics.ner import build_ner_compute_metrics, logits_to_tag_sequences, ner_classification_report
 from hfkdq.resources import btc_files
 from hfkdq.tasks import TaskData
