@@ -43,7 +43,7 @@ from hfkdq.students import make_student
 from hfkdq.teacher import prepare_teacher
 from hfkdq.teacher_cache import TeacherOutputCache, build_teacher_cache
 from hfkdq.trainer import DistillationTrainer
-from hfkdq.transfer import load_transfer_examples, mix_transfer, pseudo_label
+from hfkdq.transfer import mix_transfer, transfer_examples
 
 SHARED = Path(os.environ.get("HFKDQ_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -338,8 +338,8 @@ def prepare(data_set: DataSet, tokenizer, work: Path, teacher_base: str = TEACHE
         if not (labelled_dir / "dataset_info.json").is_file():
             source = work / ("transfer.conll" if data_set.kind == "ner" else "transfer.tsv")
             write_transfer_file(data_set, source)
-            examples = load_transfer_examples(str(source), task)
-            labelled = pseudo_label(teacher.model, examples, task.data_collator, batch_size=128)
+            # Its labels only mark counted positions: transfer examples learn from the teacher's outputs.
+            labelled = transfer_examples(task, source)
             labelled.save_to_disk(str(labelled_dir.with_name("transfer-labelled.partial")))
             labelled_dir.with_name("transfer-labelled.partial").replace(labelled_dir)
         transfer = load_from_disk(str(labelled_dir))

@@ -39,7 +39,7 @@ from hfkdq.students import count_parameters, load_student, make_student
 from hfkdq.tasks import TaskData
 from hfkdq.teacher import prepare_teacher
 from hfkdq.trainer import DistillationTrainer
-from hfkdq.transfer import load_transfer_examples, mix_transfer, pseudo_label
+from hfkdq.transfer import mix_transfer, transfer_examples
 from hfkdq.validation import check_max_metric_drop, check_sequence_length
 
 logger = logging.getLogger(__name__)
@@ -96,12 +96,23 @@ class ModelArguments:
     transfer_file: str | None = field(
         default=None,
         metadata={
-            "help": "Unlabeled text the teacher labels for the student: NER one sentence per line or CoNLL "
-            "without tags; GLUE a TSV/CSV with the task's text columns (or one sentence per line)."
+            "help": "Unlabeled text the teacher labels for the student: one sentence per line, CoNLL without "
+            "tags (NER), JSONL, or a TSV/CSV whose header names the text column(s)."
+        },
+    )
+    transfer_train_remainder: bool = field(
+        default=False,
+        metadata={
+            "help": "Use the training examples that --max_train_samples cuts off as unlabeled transfer data "
+            "(their labels are dropped unread), beside or instead of --transfer_file."
         },
     )
     transfer_ratio: float = field(
-        default=1.0, metadata={"help": "Transfer examples mixed in per labelled training example."}
+        default=1.0,
+        metadata={
+            "help": "At most this many transfer examples per labelled training example (a random sample of "
+            "the transfer data when it holds more)."
+        },
     )
     augment_rate: float = field(
         default=0.15, metadata={"help": "Probability that one word is masked or replaced."}
@@ -111,7 +122,7 @@ class ModelArguments:
         metadata={
             "help": "Distill from the teacher's logits stored once in this directory (built when missing; "
             "'auto': <output_dir>/teacher-cache) instead of a teacher pass per step. Only for logit-only "
-            "losses without --augment or --transfer_file."
+            "losses without --augment. Transfer data uses 'auto' unless a directory is given."
         },
     )
     compare_plain: bool = field(
@@ -247,11 +258,14 @@ def run_experiment_unlocked(
         )
     check_teacher_cache_settings(model_args, training_args)
     transfer = None
-    if model_args.transfer_file:
+    if model_args.transfer_file or model_args.transfer_train_remainder:
         if model_args.augment:
-            raise ValueError("use --augment or --transfer_file, not both in one run")
-        # Read and tokenized before the teacher is fine-tuned: a bad file fails now.
-        transfer = load_transfer_examples(model_args.transfer_file, task)
+            raise ValueError(
+                "use --augment or transfer data (--transfer_file, --transfer_train_remainder), not both"
+            )
+        # Read and tokenized before the teacher is fine-tuned: a bad or empty source fails now.
+        transfer = transfer_examples(task, model_args.transfer_file, model_args.transfer_train_remainder)
+        model_args = with_transfer_cache(model_args, training_args)
     set_seed(training_args.seed)
 
     resume_checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, output_dir)
@@ -270,9 +284,8 @@ def run_experiment_unlocked(
     teacher_evaluation = evaluate_on_splits(_evaluator(teacher, training_args, task, tokenizer), task)
     warn_if_weak_teacher(teacher_evaluation, task, model_args.teacher_min_metric)
     if transfer is not None:
-        labelled_transfer = pseudo_label(teacher, transfer, task.data_collator)
         train_dataset = mix_transfer(
-            task.train_dataset, labelled_transfer, model_args.transfer_ratio, training_args.seed
+            task.train_dataset, transfer, model_args.transfer_ratio, training_args.seed
         )
     set_seed(training_args.seed)
     if model_args.student_name_or_path:
@@ -321,6 +334,8 @@ def run_experiment_unlocked(
             "augment": model_args.augment,
             "augment_probability": model_args.augment_probability if model_args.augment else None,
             "transfer_file": model_args.transfer_file,
+            "transfer_train_remainder": model_args.transfer_train_remainder,
+            "teacher_cache": None if cache is None else str(cache.path),
             "transfer_examples": None if transfer is None else len(train_dataset) - len(task.train_dataset),
             "metrics": {},
         },
@@ -477,10 +492,10 @@ def check_teacher_cache_settings(model_args: ModelArguments, training_args: Dist
     """The cache holds logits for the fixed training set: refuse it where that is not what trains."""
     if not model_args.teacher_cache:
         return
-    if model_args.augment or model_args.transfer_file:
+    if model_args.augment:
         raise ValueError(
-            "--teacher_cache stores the teacher's logits for the fixed training set; --augment and --transfer_file "
-            "change what trains, so they need the live teacher: drop one of them"
+            "--teacher_cache stores the teacher's logits for the fixed training set; --augment changes what "
+            "trains every epoch, so it needs the live teacher: drop one of them"
         )
     layer_terms = [term.name for term in active_terms(training_args) if term.uses_layer_map]
     if layer_terms:
@@ -488,6 +503,15 @@ def check_teacher_cache_settings(model_args: ModelArguments, training_args: Dist
             f"--teacher_cache stores logits only, but the {', '.join(layer_terms)} term(s) read the teacher's "
             "hidden states or attentions: set their weights to 0 or drop --teacher_cache"
         )
+
+
+def with_transfer_cache(model_args: ModelArguments, training_args: DistillationArguments) -> ModelArguments:
+    """Transfer data is labelled by the teacher once, into the cache ('auto' unless one is named), so no
+    training step on it runs the teacher; only layer-wise terms, which read more than logits, keep the
+    live teacher."""
+    if model_args.teacher_cache or any(term.uses_layer_map for term in active_terms(training_args)):
+        return model_args
+    return dataclasses.replace(model_args, teacher_cache="auto")
 
 
 def _teacher_cache(model_args, training_args, teacher, teacher_source, train_dataset, task):

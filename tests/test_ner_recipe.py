@@ -218,6 +218,29 @@ def test_an_unreadable_transfer_file_fails_before_the_teacher_is_fine_tuned(
     assert not (tmp_path / "run" / "teacher").exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--transfer_file", "{tagged}"), r"tagged.txt:1: looks like a tagged CoNLL file"),
+        (("--transfer_file", "{empty}"), r"empty.txt holds no text"),
+        (
+            ("--transfer_train_remainder", "true", "--max_train_samples", "100000"),
+            "nothing remains of the training split",
+        ),
+    ],
+    ids=["tagged-conll", "empty-file", "no-remainder"],
+)
+def test_an_unusable_transfer_source_fails_before_the_teacher_is_fine_tuned(
+    recipe, tiny_teacher_dir, tmp_path, extra, message
+):
+    (tmp_path / "tagged.txt").write_text("EU\tB-ORG\nrejects\tO\n")
+    (tmp_path / "empty.txt").write_text("\n")
+    extra = [flag.format(tagged=tmp_path / "tagged.txt", empty=tmp_path / "empty.txt") for flag in extra]
+    with pytest.raises(ValueError, match=message):
+        recipe.main(flags(tiny_teacher_dir, tmp_path / "run", *extra))
+    assert not (tmp_path / "run" / "teacher").exists()
+
+
 def test_the_recipe_distills_from_a_teacher_cache_and_rebuilds_a_stale_auto_cache(
     recipe, tiny_teacher_dir, tmp_path
 ):

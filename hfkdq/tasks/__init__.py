@@ -36,6 +36,9 @@ class TaskData:
     """Batched function turning raw examples into features exactly as ``features`` were made."""
     text_columns: tuple[str, ...] = ()
     """Text columns of a sequence task's raw examples."""
+    train_remainder: Dataset | None = None
+    """The training examples that ``max_train_samples`` cut off, text columns only: their labels are
+    dropped where the split is cut, so unlabeled transfer data built from them cannot read one."""
 
     @property
     def train_dataset(self) -> Dataset:
@@ -49,3 +52,10 @@ class TaskData:
         """id2label/label2id for a model config (regression: one unnamed output)."""
         names = self.label_names or ["score"]
         return {"id2label": dict(enumerate(names)), "label2id": {name: i for i, name in enumerate(names)}}
+
+
+def unlabeled_remainder(train: Dataset | None, limit: int | None, text_columns: list[str]) -> Dataset | None:
+    """The examples past the first ``limit`` of a training split, with only their text columns."""
+    if train is None or limit is None or len(train) <= limit:
+        return None
+    return train.select(range(limit, len(train))).select_columns(list(text_columns))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from functools import partial
@@ -12,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from hfkdq.data.glue import glue_data_collator, glue_eval_splits, load_glue_dataset, prepare_glue_features
 from hfkdq.glue_tasks import GlueTask, get_glue_task
 from hfkdq.metrics.glue import build_glue_compute_metrics, main_metric_name
-from hfkdq.tasks import TaskData
+from hfkdq.tasks import TaskData, unlabeled_remainder
 from hfkdq.validation import check_data_sizes, check_splits_not_empty
 
 logger = logging.getLogger(__name__)
@@ -102,12 +103,15 @@ def build_glue_task(data_args: GlueDataArguments, tokenizer: PreTrainedTokenizer
         raise ValueError(
             f"GLUE task {task.name!r} needs a training split: pass --train_file or a Hub dataset."
         )
+    remainder = unlabeled_remainder(raw["train"], data_args.max_train_samples, list(task.text_columns))
     for split in raw:
         limit = data_args.max_train_samples if split == "train" else data_args.max_eval_samples
         if limit is not None and len(raw[split]) > limit:
             raw[split] = raw[split].select(range(limit))
     check_splits_not_empty(raw, data_args.data_files())
-    return glue_task_data(task, raw, tokenizer, data_args.max_seq_length)
+    return dataclasses.replace(
+        glue_task_data(task, raw, tokenizer, data_args.max_seq_length), train_remainder=remainder
+    )
 
 
 def glue_task_data(

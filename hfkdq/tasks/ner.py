@@ -8,12 +8,12 @@ from functools import partial
 import numpy as np
 from transformers import EvalPrediction, PreTrainedTokenizerBase
 
-from hfkdq.data.conll import label_names_of, load_ner_dataset
+from hfkdq.data.conll import TOKENS_COLUMN, label_names_of, load_ner_dataset
 from hfkdq.data.ner import ner_data_collator, prepare_ner_features
 from hfkdq.data.ner_features import tokenize_and_align_labels
 from hfkdq.metrics.ner import build_ner_compute_metrics, logits_to_tag_sequences, ner_classification_report
 from hfkdq.resources import btc_files
-from hfkdq.tasks import TaskData
+from hfkdq.tasks import TaskData, unlabeled_remainder
 from hfkdq.validation import check_data_sizes, check_splits_not_empty
 
 
@@ -63,6 +63,7 @@ def build_ner_task(data_args: NerDataArguments, tokenizer: PreTrainedTokenizerBa
         dataset_config=data_args.dataset_config_name,
         scheme=data_args.tag_scheme,
     )
+    remainder = unlabeled_remainder(raw.get("train"), data_args.max_train_samples, [TOKENS_COLUMN])
     raw = _select(raw, "train", data_args.max_train_samples)
     for split in raw:
         if split != "train":
@@ -89,6 +90,7 @@ def build_ner_task(data_args: NerDataArguments, tokenizer: PreTrainedTokenizerBa
         classification_report=lambda prediction: _report(prediction, label_names),
         raw_train=raw["train"] if "train" in raw else None,
         featurize=featurize,
+        train_remainder=remainder,
     )
 
 
