@@ -35,9 +35,9 @@ import torch
 from datasets import load_from_disk
 from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 
+from hfkdq.arguments import ModelArguments
 from hfkdq.augment import augmented_training_set
 from hfkdq.config import DistillationArguments
-from hfkdq.pipeline import ModelArguments
 from hfkdq.resources import btc_files, resolve_model_name_or_path
 from hfkdq.students import make_student
 from hfkdq.teacher import prepare_teacher

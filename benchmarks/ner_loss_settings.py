@@ -18,8 +18,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from hfkdq.arguments import ModelArguments
 from hfkdq.config import DistillationArguments
-from hfkdq.pipeline import ModelArguments, load_tokenizer, run_experiment
+from hfkdq.pipeline import load_tokenizer, run_experiment
 from hfkdq.recipe_args import yaml_to_flags
 from hfkdq.tasks.ner import NerDataArguments, build_ner_task
 from hfkdq.teacher import prepare_teacher

@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hfkdq.evaluation import _dummy_inputs  # noqa: E402
+from hfkdq.heads import head_of  # noqa: E402
 from hfkdq.quantization import load_variant, quantize  # noqa: E402
-from hfkdq.quantization.artifacts import head_of  # noqa: E402
 
 SPLIT_FILES = {
     "conll2003": {"train": "conll2003/train.txt", "eval": "conll2003/test.txt"},

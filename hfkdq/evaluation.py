@@ -22,8 +22,8 @@ import torch
 from transformers import EvalPrediction
 
 from hfkdq.devices import normalize_device
+from hfkdq.heads import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 INPUT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".onnx_data", ".pt", ".pth")
 

@@ -8,6 +8,14 @@ model's architecture name, so no other module spells out the pair.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from hfkdq.model_checks import NotASavedModelError
+
+IGNORE_INDEX = -100
+"""The label of a token no loss and no metric scores (special tokens, continuation subwords, padding):
+the `ignore_index` of `torch.nn.CrossEntropyLoss` and the `label_pad_token_id` of transformers' collators."""
 
 HEAD_SUFFIXES = {"sequence": "ForSequenceClassification", "token": "ForTokenClassification"}
 """Head name -> the suffix of the architecture names (`BertForTokenClassification`) that have it."""
@@ -30,3 +38,19 @@ def head_of_architectures(architectures: Iterable[str]) -> str | None:
             if architecture.endswith(suffix):
                 return head
     return None
+
+
+def head_of(config: Any, path: str | Path = "") -> str:
+    """'sequence' or 'token', from `config.architectures`, the field `save_pretrained` always writes.
+
+    A model with neither head fails with a `NotASavedModelError` that says how to save one.
+    """
+    architectures = getattr(config, "architectures", None) or []
+    head = head_of_architectures(architectures)
+    if head is not None:
+        return head
+    raise NotASavedModelError(
+        f"{path}: config.json names architectures {architectures}, but quantization needs a sequence- or "
+        "token-classification model (…ForSequenceClassification / …ForTokenClassification). Save the student "
+        "with model.save_pretrained() after training it with a classification head."
+    )

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from hfkdq.compatibility import check_equal_head_counts, prepare_for_attention_distillation
+from hfkdq.heads import IGNORE_INDEX
 from hfkdq.losses import (
     HIDDEN_DISTANCES,
     attention_divergence,
@@ -77,7 +78,7 @@ def ce_term(batch: DistillationBatch) -> torch.Tensor:
             return reduce_loss(squared_error(batch.student_logits, batch.labels), gold, batch.num_items)
         if batch.token_level:
             gold = gold[:, None].expand_as(batch.labels)
-        labels = torch.where(gold, batch.labels, torch.full_like(batch.labels, -100))
+        labels = torch.where(gold, batch.labels, torch.full_like(batch.labels, IGNORE_INDEX))
         return cross_entropy_loss(batch.student_logits, labels, batch.num_items)
     if batch.is_regression:
         return reduce_loss(squared_error(batch.student_logits, batch.labels), None, batch.num_items)

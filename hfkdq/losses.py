@@ -18,7 +18,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from hfkdq.heads import IGNORE_INDEX
+
 _EPS = 1e-12
 
 

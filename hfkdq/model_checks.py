@@ -12,8 +12,9 @@ import os
 import struct
 from pathlib import Path
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+from hfkdq.layout import WEIGHT_FILES
+from hfkdq.layout import WEIGHT_INDEX_FILES as INDEX_FILES
+
 TOKENIZER_FILES = (
     "tokenizer.json",
     "vocab.txt",
@@ -24,7 +25,8 @@ TOKENIZER_FILES = (
 
 
 class NotASavedModelError(ValueError):
-    """A path that should hold a `save_pretrained` model does not."""
+    """A path that should hold a `save_pretrained` (classification) model does not: the message names
+    the missing or broken file. The one definition: `hfkdq.quantization` re-exports it."""
 
 
 def looks_like_local_path(name_or_path: str) -> bool:

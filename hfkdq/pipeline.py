@@ -9,22 +9,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, set_seed
 
+from hfkdq.arguments import ModelArguments
 from hfkdq.augment import augmented_training_set
 from hfkdq.checkpoints import resolve_resume_checkpoint
 from hfkdq.config import DistillationArguments
 from hfkdq.loss_terms import WEIGHT_FIELDS, active_terms, distillation_settings
-from hfkdq.model_checks import check_model_source
 from hfkdq.outputs import remove_stale_staging, save_model_atomically, write_json_atomically
-from hfkdq.recipe_args import parse_recipe_args
 from hfkdq.report import format_summary
 from hfkdq.resources import resolve_model_name_or_path
 from hfkdq.run_dir import (
@@ -34,142 +30,14 @@ from hfkdq.run_dir import (
     replacing_previous_run,
     run_lock,
 )
-from hfkdq.student_init import DEFAULT_STUDENT_INIT, choose_init_layers, init_help
+from hfkdq.student_init import choose_init_layers
 from hfkdq.students import count_parameters, load_student, make_student
 from hfkdq.tasks import TaskData
 from hfkdq.teacher import prepare_teacher
 from hfkdq.trainer import DistillationTrainer
 from hfkdq.transfer import mix_transfer, transfer_examples
-from hfkdq.validation import check_max_metric_drop, check_sequence_length
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ModelArguments:
-    teacher_name_or_path: str = field(
-        default="sentence-transformers/all-MiniLM-L6-v2",
-        metadata={"help": "Fine-tuned teacher, or a base encoder to fine-tune first (Hub id or local path)."},
-    )
-    teacher_finetune: str = field(
-        default="auto",
-        metadata={"help": "auto: fine-tune only a teacher without a head for these labels; always; never."},
-    )
-    teacher_num_train_epochs: float | None = field(
-        default=None, metadata={"help": "Epochs of teacher fine-tuning (default: num_train_epochs)."}
-    )
-    teacher_learning_rate: float | None = field(
-        default=None, metadata={"help": "Learning rate of teacher fine-tuning (default: learning_rate)."}
-    )
-    teacher_select_best: bool = field(
-        default=True,
-        metadata={"help": "Evaluate the teacher every epoch and keep its best epoch on validation."},
-    )
-    teacher_early_stopping_patience: int = field(
-        default=2, metadata={"help": "Stop teacher fine-tuning after this many epochs without improvement."}
-    )
-    teacher_min_metric: float = field(
-        default=0.5,
-        metadata={
-            "help": "Warn when the teacher's validation metric (0-1) is below this: distilling from it is "
-            "unlikely to beat plain fine-tuning."
-        },
-    )
-    student_name_or_path: str | None = field(
-        default=None,
-        metadata={"help": "A smaller encoder to use as student instead of copying teacher layers."},
-    )
-    student_num_layers: int = field(
-        default=3, metadata={"help": "Layers of the student copied from the teacher."}
-    )
-    student_layers: str = field(default=DEFAULT_STUDENT_INIT, metadata={"help": init_help()})
-    augment: str | None = field(
-        default=None,
-        metadata={
-            "help": "Train on fresh augmented views that teacher and student both see: 'all' or a list of "
-            "mask_o, replace_o, replace_mentions, shuffle_segments (NER), mask_words, ngram (GLUE)."
-        },
-    )
-    augment_probability: float = field(
-        default=0.5, metadata={"help": "Share of training examples replaced by an augmented view each epoch."}
-    )
-    transfer_file: str | None = field(
-        default=None,
-        metadata={
-            "help": "Unlabeled text the teacher labels for the student: one sentence per line, CoNLL without "
-            "tags (NER), JSONL, or a TSV/CSV whose header names the text column(s)."
-        },
-    )
-    transfer_train_remainder: bool = field(
-        default=False,
-        metadata={
-            "help": "Use the training examples that --max_train_samples cuts off as unlabeled transfer data "
-            "(their labels are dropped unread), beside or instead of --transfer_file."
-        },
-    )
-    transfer_ratio: float = field(
-        default=1.0,
-        metadata={
-            "help": "At most this many transfer examples per labelled training example (a random sample of "
-            "the transfer data when it holds more)."
-        },
-    )
-    augment_rate: float = field(
-        default=0.15, metadata={"help": "Probability that one word is masked or replaced."}
-    )
-    teacher_cache: str | None = field(
-        default=None,
-        metadata={
-            "help": "Distill from the teacher's logits stored once in this directory (built when missing; "
-            "'auto': <output_dir>/teacher-cache) instead of a teacher pass per step. Only for logit-only "
-            "losses without --augment. Transfer data uses 'auto' unless a directory is given."
-        },
-    )
-    compare_plain: bool = field(
-        default=False,
-        metadata={
-            "help": "Also train the same student without distillation (same initialisation, epochs and seed, "
-            "CE only, labelled data) and report it beside the distilled one: does distillation pay here?"
-        },
-    )
-    quantize: str | None = field(
-        default=None,
-        metadata={
-            "help": "After distilling, quantize the student: e.g. onnx-int8,bnb-8bit,bnb-4bit,torch-int8."
-        },
-    )
-    max_metric_drop: float | None = field(
-        default=None,
-        metadata={"help": "Fail the run when a quantized variant loses more than this many metric points."},
-    )
-    latency_repeats: int = field(
-        default=20,
-        metadata={"help": "Timed forward passes per batch size when the quantized variants are measured."},
-    )
-    latency_warmup: int = field(
-        default=3, metadata={"help": "Untimed forward passes before each latency measurement."}
-    )
-    quantize_eval_split: str | None = field(
-        default=None,
-        metadata={
-            "help": "The evaluation split every quantized variant is measured on (e.g. test); default: the "
-            "first evaluation split (validation)."
-        },
-    )
-
-    def __post_init__(self) -> None:
-        check_max_metric_drop(self.max_metric_drop)
-        if self.latency_repeats < 1 or self.latency_warmup < 0:
-            raise ValueError(
-                f"--latency_repeats must be >= 1 and --latency_warmup >= 0; got {self.latency_repeats} "
-                f"and {self.latency_warmup}"
-            )
-        if self.quantize:
-            from hfkdq.quantization import parse_methods
-
-            # At argument parsing: an unknown method or a missing backend (e.g. the hfkdq[onnx] extra)
-            # fails before any data is tokenized or any model trained.
-            parse_methods(self.quantize)
 
 
 def load_tokenizer(model_args: ModelArguments):
@@ -592,51 +460,3 @@ def _evaluator(
         data_collator=task.data_collator,
         compute_metrics=task.compute_metrics,
     )
-
-
-RECIPE_ERRORS = (ValueError, OSError, ImportError)
-"""What a user can act on from one line: bad flags, files, models (OSError covers missing/locked files)."""
-
-
-def recipe_main(data_arguments_type: type, build_task, argv: list[str] | None = None) -> int:
-    """A recipe script's entry point: one clear line and exit status 1 on a bad input; the
-    traceback only with ``--verbose``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    verbose = "--verbose" in argv
-    argv = [flag for flag in argv if flag != "--verbose"]
-    try:
-        run_recipe(data_arguments_type, build_task, argv)
-    except RECIPE_ERRORS as error:
-        if verbose:
-            raise
-        print(
-            f"{Path(sys.argv[0]).name}: error: {error} (rerun with --verbose for the traceback)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = None) -> dict[str, Any]:
-    """A recipe's whole `main`: parse ``[config.yaml] [--flags]``, set up logging, build the task, run.
-
-    Recipes differ only in their data arguments and task builder, so both share this entry point.
-    """
-    model_args, data_args, training_args = parse_recipe_args(
-        (ModelArguments, data_arguments_type, DistillationArguments), argv
-    )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
-    logging.getLogger("hfkdq").setLevel(training_args.get_process_log_level())
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-    teacher_source = resolve_model_name_or_path(model_args.teacher_name_or_path)
-    check_model_source(teacher_source, "teacher")
-    if model_args.student_name_or_path:
-        check_model_source(
-            resolve_model_name_or_path(model_args.student_name_or_path), "student", need_tokenizer=False
-        )
-    check_sequence_length(
-        data_args.max_seq_length, AutoConfig.from_pretrained(teacher_source), teacher_source
-    )
-    tokenizer = load_tokenizer(model_args)
-    task = build_task(data_args, tokenizer)
-    return run_experiment(model_args, training_args, task, tokenizer, data_args)

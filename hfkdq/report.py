@@ -21,12 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hfkdq.layout import PLOT_FILE, REPORT_FILE, RESULTS_FILE
 from hfkdq.outputs import write_json_atomically
 
 MB = 1024 * 1024
-RESULTS_FILE = "results.json"
-REPORT_FILE = "REPORT.md"
-PLOT_FILE = "pareto.png"
 
 
 def metric_value(variant: dict[str, Any], metric: str) -> float | None:

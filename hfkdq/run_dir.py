@@ -17,10 +17,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from hfkdq.layout import (
+    PLAIN_STUDENT_DIR,
+    QUANTIZED_DIR,
+    RESULTS_FILE,
+    STUDENT_DIR,
+    TEACHER_CACHE_DIR,
+    TEACHER_DIR,
+)
+
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".hfkdq-run.lock"
-FINISHED_MARKER = "results.json"
+FINISHED_MARKER = RESULTS_FILE
 
 
 class OutputDirectoryInUseError(RuntimeError, OSError):
@@ -124,7 +133,7 @@ def run_lock(output_dir: str | Path) -> Iterator[Path]:
             output_dir.rmdir()  # a run that failed before writing anything leaves no directory behind
 
 
-RUN_ARTIFACTS = ("student", "teacher", "plain-student", "quantized", "teacher-cache", "results.json")
+RUN_ARTIFACTS = (STUDENT_DIR, TEACHER_DIR, PLAIN_STUDENT_DIR, QUANTIZED_DIR, TEACHER_CACHE_DIR, RESULTS_FILE)
 """What a finished run leaves in its output directory (checkpoints are the Trainer's, handled by it)."""
 
 

@@ -10,20 +10,18 @@ import dataclasses
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 from transformers import AutoConfig, EarlyStoppingCallback, PreTrainedModel, Trainer
 
+from hfkdq.arguments import TeacherArguments
 from hfkdq.checkpoints import latest_complete_checkpoint
 from hfkdq.config import DistillationArguments
 from hfkdq.heads import auto_class_for, head_of_architectures
 from hfkdq.outputs import save_model_atomically
 from hfkdq.resources import resolve_model_name_or_path
 from hfkdq.tasks import TaskData
-
-if TYPE_CHECKING:  # pragma: no cover
-    from hfkdq.pipeline import ModelArguments
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +35,7 @@ class PreparedTeacher(NamedTuple):
 
 
 def prepare_teacher(
-    model_args: ModelArguments, training_args: DistillationArguments, task: TaskData, tokenizer
+    model_args: TeacherArguments, training_args: DistillationArguments, task: TaskData, tokenizer
 ) -> PreparedTeacher:
     """Load a teacher fine-tuned for the task's labels, or fine-tune the given encoder first.
 

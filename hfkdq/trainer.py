@@ -27,6 +27,7 @@ from hfkdq.augment import LABEL_IS_GOLD
 from hfkdq.compatibility import check_teacher_student_compatible
 from hfkdq.config import DistillationArguments, check_supported_parallelism, validate_distillation_settings
 from hfkdq.distillation_model import StudentWithProjections, make_projections
+from hfkdq.heads import IGNORE_INDEX
 from hfkdq.layer_map import resolve_layer_map
 from hfkdq.loss_terms import DistillationBatch, active_terms, teacher_outputs_needed
 from hfkdq.teacher_cache import CachedTeacherCollator, TeacherOutputCache, cached_teacher_logits
@@ -181,7 +182,7 @@ class DistillationTrainer(Trainer):
         token_level = outputs.logits.dim() == 3
         token_mask = attention_mask.bool() if attention_mask is not None else None
         if token_level and labels is not None:
-            labelled = labels != -100
+            labelled = labels != IGNORE_INDEX
             token_mask = labelled if token_mask is None else token_mask & labelled
         if cached_logits is not None and self.teacher_outputs == {"logits"}:
             teacher, teacher_logits = None, cached_logits

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import sys
 
+from hfkdq.arguments import ModelArguments
+from hfkdq.commands.distill import recipe_main, run_recipe
 from hfkdq.config import DistillationArguments
-from hfkdq.pipeline import ModelArguments, recipe_main, run_recipe
 from hfkdq.tasks.glue import GlueDataArguments, build_glue_task
 
 __all__ = ["DistillationArguments", "GlueDataArguments", "ModelArguments", "main"]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sys
 
+from hfkdq.arguments import ModelArguments
+from hfkdq.commands.distill import recipe_main, run_recipe
 from hfkdq.config import DistillationArguments
-from hfkdq.pipeline import ModelArguments, recipe_main, run_recipe
 from hfkdq.tasks.ner import NerDataArguments, build_ner_task
 
 __all__ = ["DistillationArguments", "NerDataArguments", "ModelArguments", "main"]

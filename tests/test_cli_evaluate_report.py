@@ -14,7 +14,8 @@ import pytest
 from conftest import TEST_DATA, onnx_extra_installed, requires_onnx
 from test_cli_quantize import BTC_LABELS, FAST, save_student
 
-from hfkdq.cli import EXIT_ERROR, EXIT_OK, SUBCOMMANDS, main
+from hfkdq.commands.errors import EXIT_ERROR, EXIT_OK
+from hfkdq.commands.main import VERBS, main
 from hfkdq.report import merge_results
 
 EVAL_FAST = ["--max_eval_samples", "24"]
@@ -273,7 +274,7 @@ def test_report_names_the_bad_file(quantized_run, tmp_path, capsys, content, mes
 
 
 def test_the_verbs_in_order():
-    assert [command.name for command in SUBCOMMANDS][:4] == ["distill", "quantize", "evaluate", "report"]
+    assert list(VERBS)[:4] == ["distill", "quantize", "evaluate", "report"]
 
 
 @pytest.mark.parametrize("verb", ["distill", "quantize", "evaluate", "report"])

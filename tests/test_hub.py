@@ -3,7 +3,7 @@
 Pushes run as `python -m hfkdq.cli push ...` subprocesses with HF_ENDPOINT pointing at the server and a
 dummy HF_TOKEN: huggingface_hub reads the endpoint and offline mode when it is imported, so a fresh
 process is the way to point it elsewhere (this test process runs with HF_HUB_OFFLINE=1). Bad input
-that must fail before any network call is checked in-process, through `hfkdq.cli.main`.
+that must fail before any network call is checked in-process, through `hfkdq.commands.main.main`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import torch
 from conftest import REPO_ROOT, onnx_extra_installed, requires_onnx, tiny_bert_config
 from hub_server import HubServer
 
-from hfkdq import cli
+from hfkdq.commands import main as cli
+from hfkdq.commands.errors import EXIT_ERROR, EXIT_METRIC_DROP
 from hfkdq.hub import excluded_reason
 
 ONNX = onnx_extra_installed()
@@ -224,7 +225,7 @@ def first_push(hub, hf_home, run_dir):
 
 
 def test_gated_push_publishes_student_and_passing_variants_with_exact_files(hub, first_push):
-    assert first_push.returncode == cli.EXIT_METRIC_DROP, first_push.stderr
+    assert first_push.returncode == EXIT_METRIC_DROP, first_push.stderr
     assert "variant 'bnb-8bit' not pushed: it lost 3.25 f1 points" in first_push.stderr
     assert "allowed 2" in first_push.stderr
     repo = hub.state.repos[REPO]
@@ -316,11 +317,11 @@ def test_second_push_commits_only_what_changed(hub, hf_home, run_dir, tmp_path):
     repo = "tester/update-me"
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    assert push(hub, hf_home, copy, repo, "--max_metric_drop", "2").returncode == cli.EXIT_METRIC_DROP
+    assert push(hub, hf_home, copy, repo, "--max_metric_drop", "2").returncode == EXIT_METRIC_DROP
     heads = dict(hub.state.repos[repo].branches)
 
     again = push(hub, hf_home, copy, repo, "--max_metric_drop", "2")
-    assert again.returncode == cli.EXIT_METRIC_DROP, again.stderr
+    assert again.returncode == EXIT_METRIC_DROP, again.stderr
     assert hub.state.repos[repo].branches == heads  # nothing changed: no commit anywhere
 
     results = json.loads((copy / "results.json").read_text())
@@ -328,7 +329,7 @@ def test_second_push_commits_only_what_changed(hub, hf_home, run_dir, tmp_path):
     (copy / "results.json").write_text(json.dumps(results, indent=2))
     (copy / "student" / "hf_token.txt").write_text("changed, still never uploaded")
     update = push(hub, hf_home, copy, repo, "--max_metric_drop", "2")
-    assert update.returncode == cli.EXIT_METRIC_DROP, update.stderr
+    assert update.returncode == EXIT_METRIC_DROP, update.stderr
     latest = hub.state.history(repo, "main")[0]
     assert latest.changed == ["results.json"] and latest.deleted == []
     assert latest.sent == ["results.json"]  # unchanged files are not even re-sent
@@ -352,7 +353,7 @@ def test_failed_upload_is_clear_and_a_retry_completes_it(hub, hf_home, run_dir, 
     repo = f"tester/flaky-{mode}"
     hub.state.fail_next("POST", rf"^/api/models/{repo}/commit/main$", mode)
     failed = push(hub, hf_home, run_dir / "student", repo)
-    assert failed.returncode == cli.EXIT_ERROR
+    assert failed.returncode == EXIT_ERROR
     assert "pushing revision 'main' of " + repo in failed.stderr
     assert "Run the same command again" in failed.stderr
     assert "Traceback" not in failed.stderr
@@ -388,28 +389,28 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
 
 def test_no_token_is_a_clear_error(online, capsys, run_dir):
     status, err = run_cli(capsys, str(run_dir), "--repo_id", REPO)
-    assert status == cli.EXIT_ERROR
+    assert status == EXIT_ERROR
     assert "no Hugging Face token" in err and "huggingface-cli login" in err and "HF_TOKEN" in err
 
 
 def test_offline_mode_is_a_clear_error(online, monkeypatch, capsys, run_dir):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     status, err = run_cli(capsys, str(run_dir), "--repo_id", REPO, "--token", "hf_x")
-    assert status == cli.EXIT_ERROR
+    assert status == EXIT_ERROR
     assert "offline mode is on (HF_HUB_OFFLINE=1)" in err
 
 
 @pytest.mark.parametrize("repo_id", ["not a repo", "a/b/c", "-bad-/name", "name--x..y"])
 def test_malformed_repo_id_is_a_clear_error(online, capsys, run_dir, repo_id):
     status, err = run_cli(capsys, str(run_dir), f"--repo_id={repo_id}", "--token", "hf_x")
-    assert status == cli.EXIT_ERROR
+    assert status == EXIT_ERROR
     assert f"{repo_id!r} is not a valid Hub repo id: expected 'namespace/name'" in err
 
 
 def test_not_a_saved_model_is_a_clear_error(online, capsys, tmp_path):
     (tmp_path / "empty").mkdir()
     status, err = run_cli(capsys, str(tmp_path / "empty"), "--repo_id", REPO, "--token", "hf_x")
-    assert status == cli.EXIT_ERROR
+    assert status == EXIT_ERROR
     assert f"{tmp_path / 'empty'} is not a saved model: missing config.json" in err
     (tmp_path / "no-weights").mkdir()
     (tmp_path / "no-weights" / "config.json").write_text("{}")
@@ -426,7 +427,7 @@ def test_bad_threshold_is_refused(online, capsys, run_dir, value):
     status, err = run_cli(
         capsys, str(run_dir), "--repo_id", REPO, "--token", "hf_x", f"--max_metric_drop={value}"
     )
-    assert status == cli.EXIT_ERROR
+    assert status == EXIT_ERROR
     assert "--max_metric_drop must be a finite number of metric points >= 0" in err
 
 

@@ -90,8 +90,8 @@ def test_malformed_conll_names_file_and_line_before_any_output(recipe, tiny_teac
 
 
 def test_yaml_keys_and_flags_share_one_namespace_and_flags_win(recipe):
+    from hfkdq.arguments import ModelArguments
     from hfkdq.config import DistillationArguments
-    from hfkdq.pipeline import ModelArguments
     from hfkdq.recipe_args import parse_recipe_args
     from hfkdq.tasks.ner import NerDataArguments
 
@@ -142,7 +142,7 @@ def test_unknown_quantization_method_fails_before_training(recipe, tiny_teacher_
 
 
 def test_hfkdq_distill_subcommand_runs_the_same_recipe(tiny_teacher_dir, tmp_path):
-    from hfkdq.cli import main
+    from hfkdq.commands.main import main
 
     output_dir = tmp_path / "run"
     status = main(

@@ -14,7 +14,8 @@ from importlib import metadata
 
 import pytest
 
-from hfkdq.cli import EXIT_ERROR, build_parser, main
+from hfkdq.commands.errors import EXIT_ERROR
+from hfkdq.commands.main import build_parser, main
 from hfkdq.quantization import MissingBackendError, parse_methods
 
 EXTRA_MESSAGE = re.escape(
@@ -64,7 +65,7 @@ def test_quantize_cli_fails_before_loading_any_data(without_onnx, monkeypatch, t
 
 def test_recipe_quantize_flag_fails_at_argument_parsing(without_onnx, tmp_path):
     """Before the tokenizer or the task's data is loaded, let alone a teacher fine-tuned."""
-    from hfkdq.pipeline import run_recipe
+    from hfkdq.commands.distill import run_recipe
     from hfkdq.tasks.ner import NerDataArguments
 
     argv = ["--output_dir", str(tmp_path / "run"), "--quantize", "torch-int8,onnx-int8"]
@@ -81,7 +82,7 @@ def test_distill_cli_reports_the_missing_extra(without_onnx, tmp_path, capsys):
 
 def test_cli_passes_each_method_only_the_options_it_takes():
     """--cpu_target and --per_channel tune the int8 methods; onnx-fp32 (no int8 config) never gets them."""
-    from hfkdq.cli import _method_options
+    from hfkdq.commands.quantize import _method_options
 
     args = build_parser().parse_args(
         ["quantize", "model", "--output_dir", "out", "--cpu_target", "avx2", "--no-per_channel"]

@@ -53,7 +53,8 @@ def _saved_student(directory, tokenizer=None):
 
 
 def test_hfkdq_quantize_into_a_directory_in_use_is_one_line_and_exit_1(tmp_path, capsys, minilm_tokenizer):
-    from hfkdq.cli import EXIT_ERROR, main
+    from hfkdq.commands.errors import EXIT_ERROR
+    from hfkdq.commands.main import main
 
     student = _saved_student(tmp_path / "student", minilm_tokenizer)
     with run_lock(tmp_path / "quantized"):
@@ -66,7 +67,8 @@ def test_hfkdq_quantize_into_a_directory_in_use_is_one_line_and_exit_1(tmp_path,
 
 
 def test_a_model_without_tokenizer_files_is_named_before_any_work(tmp_path, capsys):
-    from hfkdq.cli import EXIT_ERROR, main
+    from hfkdq.commands.errors import EXIT_ERROR
+    from hfkdq.commands.main import main
 
     student = _saved_student(tmp_path / "student")
     capsys.readouterr()  # transformers 5 reports the save's progress on stderr

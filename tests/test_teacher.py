@@ -5,7 +5,7 @@ from conftest import tiny_bert_config, tiny_ner_task
 from transformers import BertModel
 
 from hfkdq import DistillationArguments
-from hfkdq.pipeline import ModelArguments
+from hfkdq.arguments import ModelArguments
 from hfkdq.teacher import prepare_teacher
 
 

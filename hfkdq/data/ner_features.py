@@ -15,9 +15,7 @@ from typing import Any
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 from hfkdq.data.conll import TAGS_COLUMN, TOKENS_COLUMN
-
-IGNORE_INDEX = -100
-"""Label id that PyTorch's cross-entropy and the NER metrics skip."""
+from hfkdq.heads import IGNORE_INDEX as IGNORE_INDEX  # re-exported: the NER feature code's label skip
 
 MAX_LENGTH_CAP = 512
 """BERT-style encoders have 512 position embeddings; tokenizers may report a far larger limit."""

@@ -25,8 +25,7 @@ import numpy as np
 from seqeval.metrics import accuracy_score, classification_report
 from transformers import EvalPrediction
 
-IGNORE_INDEX = -100
-"""Label id of positions that carry no word-level tag (special tokens, later subwords, padding)."""
+from hfkdq.heads import IGNORE_INDEX
 
 TagSequences = list[list[str]]
 LabelNames = Sequence[str] | Mapping[int, str]

@@ -14,18 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hfkdq.heads import auto_class_for, head_of_architectures
-from hfkdq.quantization.errors import NotASavedModelError
+from hfkdq.heads import auto_class_for, head_of
+from hfkdq.layout import METADATA_FILE, WEIGHT_FILES, WEIGHT_INDEX_FILES
+from hfkdq.model_checks import NotASavedModelError
 
 logger = logging.getLogger(__name__)
-
-METADATA_FILE = "hfkdq_quantization.json"
-WEIGHT_FILES = (
-    "model.safetensors",
-    "pytorch_model.bin",
-    "model.safetensors.index.json",
-    "pytorch_model.bin.index.json",
-)
 
 
 @dataclass(frozen=True)
@@ -46,19 +39,6 @@ class SavedModel:
         return auto_class_for(self.head)
 
 
-def head_of(config: Any, path: str | Path = "") -> str:
-    """'sequence' or 'token', from `config.architectures`, the field `save_pretrained` always writes."""
-    architectures = getattr(config, "architectures", None) or []
-    head = head_of_architectures(architectures)
-    if head is not None:
-        return head
-    raise NotASavedModelError(
-        f"{path}: config.json names architectures {architectures}, but quantization needs a sequence- or "
-        "token-classification model (…ForSequenceClassification / …ForTokenClassification). Save the student "
-        "with model.save_pretrained() after training it with a classification head."
-    )
-
-
 def inspect_model_dir(model_dir: str | Path) -> SavedModel:
     """Check that `model_dir` holds an fp32 HF classification model, and describe it.
 
@@ -77,7 +57,7 @@ def inspect_model_dir(model_dir: str | Path) -> SavedModel:
             f"{path} has no config.json, so it is not a saved Hugging Face model "
             "(expected the output of model.save_pretrained(dir))."
         )
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
+    if not any((path / name).is_file() for name in (*WEIGHT_FILES, *WEIGHT_INDEX_FILES)):
         raise NotASavedModelError(
             f"{path} has a config.json but no weights ({', '.join(WEIGHT_FILES[:2])}); "
             "save the model with model.save_pretrained(dir)."

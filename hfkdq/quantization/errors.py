@@ -6,9 +6,15 @@ does not know about hfkdq still handles them sensibly.
 
 from __future__ import annotations
 
+from hfkdq.model_checks import NotASavedModelError
 
-class NotASavedModelError(ValueError):
-    """The directory is not a saved Hugging Face classification model (config + weights)."""
+__all__ = [
+    "CalibrationDataError",
+    "MetricDropError",
+    "MissingBackendError",
+    "NotASavedModelError",
+    "UnsupportedArchitectureError",
+]
 
 
 class UnsupportedArchitectureError(ValueError):

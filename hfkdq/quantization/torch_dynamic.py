@@ -16,11 +16,10 @@ import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from hfkdq.heads import HEAD_SUFFIXES, auto_class_for
+from hfkdq.heads import HEAD_SUFFIXES, auto_class_for, head_of
 from hfkdq.outputs import atomic_output_dir, check_output_dir
 from hfkdq.quantization.artifacts import (
     SavedModel,
-    head_of,
     read_metadata,
     save_tokenizer,
     write_metadata,

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from hfkdq.evaluation import Predictions, predict
-
-VERIFICATION_FILE = "verification.json"
+from hfkdq.layout import VERIFICATION_FILE
 
 
 def compare_predictions(reference: Predictions, candidate: Predictions) -> dict[str, Any]:

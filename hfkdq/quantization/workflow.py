@@ -25,19 +25,14 @@ from typing import Any
 import torch
 
 from hfkdq.evaluation import EvaluationResult, evaluate, measure_costs, runtime_device
+from hfkdq.layout import RESULTS_FILE
 from hfkdq.outputs import check_output_dir, remove_stale_staging
-from hfkdq.quantization import (
-    check_options,
-    get_method,
-    inspect_model_dir,
-    load_variant,
-    method_device,
-    parse_methods,
-    quantize,
-)
+from hfkdq.quantization.api import load_variant, quantize
+from hfkdq.quantization.artifacts import inspect_model_dir
 from hfkdq.quantization.errors import CalibrationDataError, MetricDropError
+from hfkdq.quantization.registry import check_options, get_method, method_device, parse_methods
 from hfkdq.quantization.verify import compare_predictions, write_verification
-from hfkdq.report import RESULTS_FILE, deltas, markdown_table, reference_for, write_report
+from hfkdq.report import deltas, markdown_table, reference_for, write_report
 from hfkdq.run_dir import run_lock
 from hfkdq.validation import check_max_metric_drop
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hfkdq.commands.errors import EXIT_OK
+
+HELP = "Render REPORT.md and pareto.png again from one or more quantization results.json files."
 EPILOG = """\
 Examples:
   # re-render a report in place (after editing, or with a newer hfkdq)
@@ -24,7 +27,7 @@ Examples:
 """
 
 
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `hfkdq report`."""
     parser.add_argument(
         "results",
@@ -37,7 +40,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_report(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Load every file (naming the first bad one), merge, write, and print the table."""
     from hfkdq.report import load_results, markdown_table, merge_results, write_report
 
@@ -48,4 +51,4 @@ def run_report(args: argparse.Namespace) -> int:
     files = write_report(results, args.output_dir)
     print(markdown_table(results))
     print(f"\nWrote {', '.join(str(path) for path in files.values())}")
-    return 0
+    return EXIT_OK

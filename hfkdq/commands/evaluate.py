@@ -13,6 +13,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from hfkdq.commands.errors import EXIT_OK
+
+HELP = "Evaluate one saved model or quantized variant on a data set, with the training metric code."
 EPILOG = """\
 Examples:
   # the fp32 student on the embedded BTC dev split (NER is the default for token classifiers)
@@ -62,7 +65,7 @@ def evaluation_data_options(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names}
 
 
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `hfkdq evaluate`; the data flags mean what they mean for `hfkdq quantize`."""
     parser.add_argument(
         "model_dir",
@@ -147,7 +150,7 @@ def format_evaluation(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Evaluate, print the metrics (main metric first), and write them as JSON with `--output`."""
     from hfkdq.outputs import write_json_atomically
 
@@ -157,4 +160,4 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(format_evaluation(record))
     if args.output:
         print(f"\nWrote {write_json_atomically(args.output, record)}")
-    return 0
+    return EXIT_OK

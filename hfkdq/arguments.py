@@ -1,0 +1,179 @@
+"""The recipes' own flags, one dataclass per concern, read by the module that uses them.
+
+`TeacherArguments` (hfkdq.teacher), `StudentArguments` (the student and the plain baseline),
+`TransferArguments` (augmentation and transfer data), `QuantizationArguments` (--quantize and the
+quality gate). `ModelArguments` joins them into the one flat dataclass that `HfArgumentParser` reads,
+so every recipe flag and YAML key stays what it was: `--teacher_name_or_path`, `--quantize`, ...
+Publishing uses transformers' own `--push_to_hub --hub_model_id --hub_token --hub_private_repo`
+(`DistillationArguments`), gated by `--max_metric_drop`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hfkdq.student_init import DEFAULT_STUDENT_INIT, init_help
+from hfkdq.validation import check_max_metric_drop
+
+
+@dataclass
+class TeacherArguments:
+    """The teacher: which model, whether and how it is fine-tuned first, and its stored outputs."""
+
+    teacher_name_or_path: str = field(
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        metadata={"help": "Fine-tuned teacher, or a base encoder to fine-tune first (Hub id or local path)."},
+    )
+    teacher_finetune: str = field(
+        default="auto",
+        metadata={"help": "auto: fine-tune only a teacher without a head for these labels; always; never."},
+    )
+    teacher_num_train_epochs: float | None = field(
+        default=None, metadata={"help": "Epochs of teacher fine-tuning (default: num_train_epochs)."}
+    )
+    teacher_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of teacher fine-tuning (default: learning_rate)."}
+    )
+    teacher_select_best: bool = field(
+        default=True,
+        metadata={"help": "Evaluate the teacher every epoch and keep its best epoch on validation."},
+    )
+    teacher_early_stopping_patience: int = field(
+        default=2, metadata={"help": "Stop teacher fine-tuning after this many epochs without improvement."}
+    )
+    teacher_min_metric: float = field(
+        default=0.5,
+        metadata={
+            "help": "Warn when the teacher's validation metric (0-1) is below this: distilling from it is "
+            "unlikely to beat plain fine-tuning."
+        },
+    )
+    teacher_cache: str | None = field(
+        default=None,
+        metadata={
+            "help": "Distill from the teacher's logits stored once in this directory (built when missing; "
+            "'auto': <output_dir>/teacher-cache) instead of a teacher pass per step. Only for logit-only "
+            "losses without --augment. Transfer data uses 'auto' unless a directory is given."
+        },
+    )
+
+
+@dataclass
+class StudentArguments:
+    """The student: a smaller encoder, or layers copied from the teacher; and the plain baseline it is compared with."""
+
+    student_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "A smaller encoder to use as student instead of copying teacher layers."},
+    )
+    student_num_layers: int = field(
+        default=3, metadata={"help": "Layers of the student copied from the teacher."}
+    )
+    student_layers: str = field(default=DEFAULT_STUDENT_INIT, metadata={"help": init_help()})
+    compare_plain: bool = field(
+        default=False,
+        metadata={
+            "help": "Also train the same student without distillation (same initialisation, epochs and seed, "
+            "CE only, labelled data) and report it beside the distilled one: does distillation pay here?"
+        },
+    )
+
+
+@dataclass
+class TransferArguments:
+    """What the student trains on besides the labelled set: augmented views, or unlabelled text the teacher labels."""
+
+    augment: str | None = field(
+        default=None,
+        metadata={
+            "help": "Train on fresh augmented views that teacher and student both see: 'all' or a list of "
+            "mask_o, replace_o, replace_mentions, shuffle_segments (NER), mask_words, ngram (GLUE)."
+        },
+    )
+    augment_probability: float = field(
+        default=0.5, metadata={"help": "Share of training examples replaced by an augmented view each epoch."}
+    )
+    augment_rate: float = field(
+        default=0.15, metadata={"help": "Probability that one word is masked or replaced."}
+    )
+    transfer_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Unlabeled text the teacher labels for the student: one sentence per line, CoNLL without "
+            "tags (NER), JSONL, or a TSV/CSV whose header names the text column(s)."
+        },
+    )
+    transfer_train_remainder: bool = field(
+        default=False,
+        metadata={
+            "help": "Use the training examples that --max_train_samples cuts off as unlabeled transfer data "
+            "(their labels are dropped unread), beside or instead of --transfer_file."
+        },
+    )
+    transfer_ratio: float = field(
+        default=1.0,
+        metadata={
+            "help": "At most this many transfer examples per labelled training example (a random sample of "
+            "the transfer data when it holds more)."
+        },
+    )
+
+
+@dataclass
+class QuantizationArguments:
+    """Quantizing the distilled student at the end of the run, and the quality gate its variants (and a push) must pass."""
+
+    quantize: str | None = field(
+        default=None,
+        metadata={
+            "help": "After distilling, quantize the student: e.g. onnx-int8,bnb-8bit,bnb-4bit,torch-int8."
+        },
+    )
+    max_metric_drop: float | None = field(
+        default=None,
+        metadata={"help": "Fail the run when a quantized variant loses more than this many metric points."},
+    )
+    latency_repeats: int = field(
+        default=20,
+        metadata={"help": "Timed forward passes per batch size when the quantized variants are measured."},
+    )
+    latency_warmup: int = field(
+        default=3, metadata={"help": "Untimed forward passes before each latency measurement."}
+    )
+    quantize_eval_split: str | None = field(
+        default=None,
+        metadata={
+            "help": "The evaluation split every quantized variant is measured on (e.g. test); default: the "
+            "first evaluation split (validation)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        check_max_metric_drop(self.max_metric_drop)
+        if self.latency_repeats < 1 or self.latency_warmup < 0:
+            raise ValueError(
+                f"--latency_repeats must be >= 1 and --latency_warmup >= 0; got {self.latency_repeats} "
+                f"and {self.latency_warmup}"
+            )
+        if self.quantize:
+            from hfkdq.quantization.registry import parse_methods
+
+            # At argument parsing: an unknown method or a missing backend (e.g. the hfkdq[onnx] extra)
+            # fails before any data is tokenized or any model trained.
+            parse_methods(self.quantize)
+
+
+@dataclass
+class ModelArguments(QuantizationArguments, TransferArguments, StudentArguments, TeacherArguments):
+    """Every group above as one flat dataclass: what `HfArgumentParser` parses beside the data and
+    training arguments (fields in order: teacher, student, transfer, quantization). Each stage of
+    `hfkdq.pipeline` takes the group it reads; this object is every group at once."""
+
+    def __post_init__(self) -> None:
+        for group in ARGUMENT_GROUPS:
+            check = group.__dict__.get("__post_init__")
+            if check is not None:
+                check(self)
+
+
+ARGUMENT_GROUPS = (TeacherArguments, StudentArguments, TransferArguments, QuantizationArguments)
