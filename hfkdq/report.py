@@ -165,7 +165,12 @@ def render_markdown(results: dict[str, Any]) -> str:
     violations = results.get("violations") or []
     if violations:
         parts += ["", f"**FAILED: metric drop above {results.get('max_metric_drop')} points**", ""]
-        parts += [f"- `{item['variant']}` lost {item['drop_points']:.2f} points" for item in violations]
+        parts += [
+            f"- `{item['variant']}` lost {item['drop_points']:.2f} points"
+            if item.get("drop_points") is not None
+            else f"- `{item['variant']}`: {item.get('reason') or 'no measured drop'}"
+            for item in violations
+        ]
     return "\n".join(parts) + "\n"
 
 

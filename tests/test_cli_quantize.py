@@ -12,8 +12,8 @@ from conftest import TEST_DATA, requires_onnx, tiny_bert_config
 from transformers import BertForSequenceClassification, BertForTokenClassification
 
 import hfkdq.quantization.workflow as workflow
-from hfkdq.commands.errors import EXIT_ERROR, EXIT_METRIC_DROP, EXIT_OK
 from hfkdq.commands import quantize as quantize_command
+from hfkdq.commands.errors import EXIT_ERROR, EXIT_METRIC_DROP, EXIT_OK
 from hfkdq.commands.main import build_parser, main
 from hfkdq.quantization import load_variant
 from hfkdq.tasks.evaluation_data import load_evaluation_data
@@ -102,7 +102,10 @@ def test_max_metric_drop_fails_the_run_loudly(ner_student, tmp_path, monkeypatch
     assert fp32_f1 * 100 > 0.5, "precondition: the (seeded) random student finds some entities"
     assert status == EXIT_METRIC_DROP
     assert "METRIC DROP ABOVE THE ALLOWED MAXIMUM" in captured.err
-    assert "variant 'torch-int8' lost" in captured.err and "f1 points (allowed: 0.50)" in captured.err
+    assert (
+        "variant 'torch-int8' lost" in captured.err
+        and "f1 points vs the fp32 student (allowed: 0.50)" in captured.err
+    )
     assert "FAILED" in (tmp_path / "q" / "REPORT.md").read_text()
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import requires_onnx
@@ -77,26 +78,45 @@ def test_every_variant_is_measured_reported_and_verified(setup, tmp_path):
     assert json.loads((tmp_path / "out" / "results.json").read_text())["variants"][3]["name"] == "torch-int8"
 
 
-def sabotage(name: str):
-    """A load_variant that breaks the `name` variant: its head then predicts label 0 everywhere."""
+def nan_logits(name: str):
+    """A load_variant that breaks the `name` variant the way an overflow does: its head outputs NaN."""
 
     def load(directory, device=None):
         model = load_variant(directory, device)
         if Path(directory).name == name:
-            model.classifier.weight.data.zero_()
-            model.classifier.bias.data.copy_(torch.tensor([10.0, 0.0, 0.0, 0.0, 0.0]))
+            model.classifier.weight.data.fill_(float("nan"))
         return model
 
     return load
 
 
-def test_a_variant_losing_more_than_allowed_raises_after_writing_the_report(setup, tmp_path, monkeypatch):
-    monkeypatch.setattr(workflow, "load_variant", sabotage("torch-int8"))
-    with pytest.raises(MetricDropError, match=r"variant 'torch-int8' lost \d+\.\d+ accuracy points") as error:
-        run(setup, tmp_path / "out", ["torch-int8"], max_metric_drop=1.0)
+def accuracy_or_nan(prediction: EvalPrediction) -> dict[str, float]:
+    """Token accuracy, NaN when the logits are not finite (as a metric of a broken model can be)."""
+    if not np.isfinite(prediction.predictions).all():
+        return {"accuracy": float("nan")}
+    return token_accuracy(prediction)
+
+
+def test_a_variant_whose_drop_is_nan_fails_the_gate_after_writing_the_report(setup, tmp_path, monkeypatch):
+    """`nan > allowed` is false: a gate that only compares would pass the most broken variant of all.
+    (A variant losing real points fails it too: tests/test_cli_quantize.py, through the command line.)"""
+    student, _, dataset, collator = setup
+    monkeypatch.setattr(workflow, "load_variant", nan_logits("torch-int8"))
+    with pytest.raises(
+        MetricDropError, match="variant 'torch-int8' has a measured accuracy drop of nan"
+    ) as error:
+        quantize_and_evaluate(
+            student,
+            ["torch-int8"],
+            tmp_path / "out",
+            dataset,
+            collator,
+            accuracy_or_nan,
+            max_metric_drop=100.0,
+            **FAST,
+        )
     violations = error.value.results["violations"]
-    assert [item["variant"] for item in violations] == ["torch-int8"]
-    assert violations[0]["drop_points"] > 1.0
+    assert [(item["variant"], item["drop_points"]) for item in violations] == [("torch-int8", None)]
     assert "FAILED" in (tmp_path / "out" / "REPORT.md").read_text()
     assert json.loads((tmp_path / "out" / "results.json").read_text())["violations"] == violations
 

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"hfkdq push: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     if result.blocked:
-        lines = "\n".join(failure.describe() for failure in result.blocked)
+        lines = "\n".join(failure.describe("not pushed") for failure in result.blocked)
         print_banner(f"QUALITY GATE: not pushed:\n{lines}")
         return EXIT_METRIC_DROP
     return EXIT_OK

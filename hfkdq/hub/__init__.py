@@ -16,20 +16,20 @@ printed before the first byte goes out.
 
 One module per job, this package only re-exports:
 - `layout`: what a run directory holds for a push, and what is never uploaded (`excluded_reason`);
-- `gate`: which variants `--max_metric_drop` keeps back;
 - `card`: the model card;
 - `plan`: every revision's file list, computed locally (`--dry_run`);
 - `transport`: the Hub checks and commits (`push_to_hub`).
+The gate that keeps variants back is `hfkdq.quality_gate`, the one `hfkdq quantize` applies.
 The command line (`hfkdq push`) is `hfkdq.commands.push`.
 """
 
 from __future__ import annotations
 
 from hfkdq.hub.card import build_model_card
-from hfkdq.hub.gate import GateFailure, gate
 from hfkdq.hub.layout import RunLayout, check_repo_id, excluded_reason, find_layout
 from hfkdq.hub.plan import PushPlan, RevisionUpload, plan_push
 from hfkdq.hub.transport import HubPushError, PushResult, check_can_push, push_to_hub
+from hfkdq.quality_gate import GateFailure, gate
 
 __all__ = [
     "GateFailure",

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hfkdq.hub.gate import GateFailure
 from hfkdq.hub.layout import MAIN, RunLayout, check_repo_id, hub_endpoint
 from hfkdq.layout import PLOT_FILE
+from hfkdq.quality_gate import GateFailure
 
 BTC_CITATION = """@inproceedings{derczynski-etal-2016-broad,
     title = "Broad {T}witter Corpus: A Diverse Named Entity Recognition Resource",
@@ -158,9 +158,7 @@ def build_model_card(
         what = "fp32 student" if revision == MAIN else f"{revision} ({backend})"
         parts.append(f"| `{revision}` | {what} | `{_load_code(repo_id, revision, backend, head)[1]}` |")
     for failure in blocked:
-        parts.append(
-            f"| – | {failure.variant}: **not published** ({failure.describe().split(': ', 1)[1]}) | – |"
-        )
+        parts.append(f"| – | {failure.variant}: **not published** ({failure.problem}) | – |")
 
     parts += ["", "## Results", ""]
     if teacher.get("metrics") or student.get("metrics"):

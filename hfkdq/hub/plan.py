@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hfkdq.hub.card import build_model_card
-from hfkdq.hub.gate import GateFailure, gate
 from hfkdq.hub.layout import (
     CARD_FILE,
     MAIN,
@@ -22,6 +21,7 @@ from hfkdq.hub.layout import (
     read_json,
 )
 from hfkdq.layout import METADATA_FILE, PLOT_FILE, RESULTS_FILE, VERIFICATION_FILE
+from hfkdq.quality_gate import GateFailure, gate
 from hfkdq.validation import check_max_metric_drop
 
 
@@ -61,7 +61,7 @@ class PushPlan:
             for path, reason in sorted(upload.excluded.items()):
                 lines.append(f"    not uploaded: {path}  ({reason})")
         for failure in self.blocked:
-            lines.append(f"  BLOCKED: {failure.describe()}")
+            lines.append(f"  BLOCKED: {failure.describe('not pushed')}")
         return "\n".join(lines)
 
 
@@ -75,7 +75,10 @@ def plan_push(
     check_repo_id(repo_id)
     max_metric_drop = check_max_metric_drop(max_metric_drop)
     layout = find_layout(path)
-    blocked = gate(layout.variants, layout.quantized_results, max_metric_drop)
+    quantized = layout.quantized_results or {}
+    blocked = gate(
+        quantized.get("variants") or [], max_metric_drop, quantized.get("main_metric"), layout.variants
+    )
     blocked_names = {failure.variant for failure in blocked}
     uploads: list[RevisionUpload] = []
     published: dict[str, str | None] = {}

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hfkdq.hub.gate import GateFailure
 from hfkdq.hub.layout import MAIN, hub_endpoint
 from hfkdq.hub.plan import PushPlan, plan_push
+from hfkdq.quality_gate import GateFailure
 
 
 class HubPushError(RuntimeError):
@@ -118,7 +118,7 @@ def push_to_hub(
         token = check_can_push(token)
     print(plan.describe(), file=out, flush=True)
     for failure in plan.blocked:
-        print(f"hfkdq push: {failure.describe()}", file=sys.stderr, flush=True)
+        print(f"hfkdq push: {failure.describe('not pushed')}", file=sys.stderr, flush=True)
     if dry_run:
         print("Dry run: nothing was uploaded.", file=out)
         return PushResult(repo_id, {}, plan.blocked, plan)

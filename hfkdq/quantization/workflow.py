@@ -10,7 +10,8 @@ against fp32 on CUDA, ONNX Runtime against fp32 on CPU): comparing across device
 method with the GPU's speed-up. Every row records its `device`.
 
 With `max_metric_drop` it raises `MetricDropError` (after the reports are written) when a variant
-loses more metric points than allowed, so CI can gate on it.
+fails `hfkdq.quality_gate`, the rule `hfkdq push` applies too: it lost more metric points than
+allowed, or its drop is not a finite number. CI can gate on it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from hfkdq.evaluation import EvaluationResult, evaluate, measure_costs, runtime_device
 from hfkdq.layout import RESULTS_FILE
 from hfkdq.outputs import check_output_dir, remove_stale_staging
+from hfkdq.quality_gate import gate
 from hfkdq.quantization.api import load_variant, quantize
 from hfkdq.quantization.artifacts import inspect_model_dir
 from hfkdq.quantization.errors import CalibrationDataError, MetricDropError
@@ -223,14 +225,7 @@ def quantize_and_evaluate(
 
         for row in rows:
             row["deltas"] = deltas(row, reference_for(row, rows), metric)
-        violations = []
-        if max_metric_drop is not None:
-            for row in rows:
-                drop = -(row["deltas"]["metric_points"] or 0.0)
-                if row["role"] == "variant" and drop > max_metric_drop:
-                    violations.append(
-                        {"variant": row["name"], "drop_points": drop, "allowed": max_metric_drop}
-                    )
+        failures = gate(rows, max_metric_drop, metric)
 
         results = {
             "model_dir": str(student.path),
@@ -247,20 +242,15 @@ def quantize_and_evaluate(
                 "torch_threads": torch.get_num_threads(),
             },
             "max_metric_drop": max_metric_drop,
-            "violations": violations,
+            "violations": [failure.as_record() for failure in failures],
             "variants": rows,
         }
         results["variants"] += earlier_variants(output_dir, student.path, names)
         results["files"] = {key: str(path) for key, path in write_report(results, output_dir).items()}
-        if violations:
-            lines = [
-                f"variant {item['variant']!r} lost {item['drop_points']:.2f} {metric} points "
-                f"(allowed: {item['allowed']:.2f})"
-                for item in violations
-            ]
+        if failures:
             raise MetricDropError(
                 "METRIC DROP ABOVE THE ALLOWED MAXIMUM vs the fp32 student (same device):\n  "
-                + "\n  ".join(lines),
+                + "\n  ".join(failure.describe() for failure in failures),
                 results,
             )
         return results
