@@ -53,10 +53,10 @@ teacher-mpnet: setup
 	$(PY) -m hfkdq.resources.mpnet
 
 # The headline benchmark (benchmarks/headline.py): MPNet-base teacher -> 3-/2-layer students -> int8,
-# resumable stage by stage; about 3 hours on 2 CPU cores. Results in benchmarks/results/mpnet_cpu/.
+# resumable stage by stage. Results in benchmarks/results/mpnet_v2_cpu/ (v1: mpnet_cpu).
 bench: teacher-mpnet
 	$(PY) -m pip install -q -c .ci/constraints-default.txt -e ".[onnx,dev,bench]"
-	$(OFFLINE) $(PY) benchmarks/headline.py --preset full --name mpnet_cpu
+	$(OFFLINE) $(PY) benchmarks/headline.py --preset full --name mpnet_v2_cpu
 
 # The same stages on tiny slices (a few minutes); results under outputs/, nothing committed.
 bench-quick: teacher-mpnet
