@@ -135,6 +135,36 @@ def students_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def teacher_table(stages: dict[str, Any]) -> str:
+    """Each task's teacher (trained in its first stage): its metric, epochs, and whether it had learned."""
+    lines = [
+        "| task (split) | teacher | epochs run | best epoch | still improving at its last epoch | chance level |",
+        "|---|---:|---:|---:|:---:|---:|",
+    ]
+    for task, title, split, metric in TASKS:
+        results = next(
+            (
+                results
+                for name, results in stages.items()
+                if name.startswith(f"{task}-") and (results.get("teacher") or {}).get("learning_curve")
+            ),
+            None,
+        )
+        if results is None:
+            lines.append(f"| {title} ({split}) | not run | | | | |")
+            continue
+        teacher = results["teacher"]
+        values = [entry.get(f"eval_{metric}") for entry in teacher["learning_curve"]]
+        best = max(range(len(values)), key=lambda index: values[index] or 0.0) + 1 if values else None
+        improving = {True: "**yes**", False: "no", None: "–"}[teacher.get("still_improving")]
+        chance = (teacher.get("chance") or {}).get("chance_level")
+        lines.append(
+            f"| {title} ({split}) | {_pct(_metric(results, 'teacher', split, metric))} | {len(values)} | {best} | "
+            f"{improving} | {_pct(chance)} |"
+        )
+    return "\n".join(lines)
+
+
 def transfer_gain_table(gains: dict[str, Any]) -> str:
     """KD + transfer minus plain training of the best student, per seed; the headline's gain is the mean."""
     lines = ["| task | student | seeds | gain per seed (points) | mean ± sd |", "|---|---|---|---|---:|"]
@@ -219,6 +249,8 @@ def render_report(payload: dict[str, Any], previous: str | None = None) -> str:
         headline_table(payload["headline"]),
         "",
         "## Teacher and students",
+        "",
+        teacher_table(payload["stages"]),
         "",
         "Retention: int8 student / fp32 teacher on the same split; speed-ups: fp32 teacher / int8 student, "
         "timed in turn in the same process (seq 128).",

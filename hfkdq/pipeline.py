@@ -34,6 +34,7 @@ from hfkdq.student_init import choose_init_layers
 from hfkdq.students import count_parameters, load_student, make_student
 from hfkdq.tasks import TaskData
 from hfkdq.teacher import prepare_teacher
+from hfkdq.teacher_checks import check_teacher_above_chance, warn_if_still_improving
 from hfkdq.trainer import DistillationTrainer
 from hfkdq.transfer import mix_transfer, transfer_examples
 
@@ -151,6 +152,8 @@ def run_experiment_unlocked(
     # The teacher is scored before distillation: a weak teacher is worth a warning before the long part.
     teacher_evaluation = evaluate_on_splits(_evaluator(teacher, training_args, task, tokenizer), task)
     warn_if_weak_teacher(teacher_evaluation, task, model_args.teacher_min_metric)
+    teacher_chance = check_teacher_above_chance(teacher_evaluation, task)
+    teacher_improving = warn_if_still_improving(teacher_curve, task.main_metric)
     if transfer is not None:
         train_dataset = mix_transfer(
             task.train_dataset, transfer, model_args.transfer_ratio, training_args.seed
@@ -192,6 +195,8 @@ def run_experiment_unlocked(
             "num_layers": teacher.config.num_hidden_layers,
             "metrics": {split: metrics for split, (metrics, _) in teacher_evaluation.items()},
             "learning_curve": teacher_curve,
+            "still_improving": teacher_improving,
+            "chance": teacher_chance,
         },
         "student": {
             "path": str(output_dir / "student"),

@@ -389,5 +389,13 @@ def format_summary(results: dict[str, Any], main_metric: str) -> str:
         if plain:
             line += f"{plain['metrics'][split][main_metric]:>{width}.4f}"
         lines.append(line + f"{student['metrics'][split][main_metric]:>{width}.4f}")
+    if teacher.get("still_improving"):
+        lines.append("teacher: still improving at its last epoch (more --teacher_num_train_epochs may help)")
+    if (teacher.get("chance") or {}).get("at_chance"):
+        chance = teacher["chance"]
+        lines.append(
+            f"teacher: AT CHANCE LEVEL on {chance['split']} {chance['metric']} "
+            f"({chance['chance_baseline']} scores {chance['chance_level']:.4f})"
+        )
     lines.append(f"wall time: {results['wall_time_s']:.0f} s")
     return "\n".join(lines)

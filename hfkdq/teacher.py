@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from transformers import AutoConfig, EarlyStoppingCallback, PreTrainedModel, Trainer
+from transformers import AutoConfig, PreTrainedModel, Trainer
 
 from hfkdq.arguments import TeacherArguments
 from hfkdq.checkpoints import latest_complete_checkpoint
@@ -22,6 +22,7 @@ from hfkdq.heads import auto_class_for, head_of_architectures
 from hfkdq.outputs import save_model_atomically
 from hfkdq.resources import resolve_model_name_or_path
 from hfkdq.tasks import TaskData
+from hfkdq.teacher_checks import PatientEarlyStopping, chance_level
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,12 @@ def prepare_teacher(
         processing_class=tokenizer,
         data_collator=task.data_collator,
         compute_metrics=task.compute_metrics if select_best else None,
-        callbacks=[EarlyStoppingCallback(model_args.teacher_early_stopping_patience)]
+        # Patience starts once the teacher beats chance: an NER teacher tags all O for its first epochs.
+        callbacks=[
+            PatientEarlyStopping(
+                model_args.teacher_early_stopping_patience, chance_level(task, task.eval_splits[0]).value
+            )
+        ]
         if select_best
         else None,
     )
@@ -130,20 +136,6 @@ def prepare_teacher(
     return PreparedTeacher(
         teacher_trainer.model, str(teacher_dir), learning_curve(teacher_trainer.state.log_history)
     )
-
-
-class PatientEarlyStopping(EarlyStoppingCallback):
-    """Early stopping that does not count epochs before the metric first rises above zero.
-
-    On small data an NER model predicts only O for its first epochs (F1 exactly 0); the stock
-    callback would read that plateau as "no improvement" and stop a teacher that has not started.
-    """
-
-    def check_metric_value(self, args, state, control, metric_value):
-        if state.best_metric is None or state.best_metric <= 0:
-            self.early_stopping_patience_counter = 0
-            return
-        super().check_metric_value(args, state, control, metric_value)
 
 
 def learning_curve(log_history: list[dict]) -> list[dict[str, float]]:

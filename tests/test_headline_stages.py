@@ -83,34 +83,98 @@ def test_a_resumed_benchmark_refuses_a_mismatched_stage_before_running_any(headl
     assert not (tmp_path / "results").exists()
 
 
-def test_extra_kd_seeds_retrain_only_the_student_pair_on_the_stage_teacher(headline, tmp_path):
-    commands = _stage_commands(headline, tmp_path, {"kd_seeds": {"conll2003": (43,)}})
-    seeded = headline._flag_values(commands["conll2003-L3-seed43"][1:])
-
-    assert seeded["--seed"] == "43"
-    assert seeded["--teacher_name_or_path"] == str(tmp_path / "conll2003-L3" / "teacher")
-    assert seeded["--compare_plain"] == "true"
-    assert "--quantize" not in seeded
-    assert headline._flag_values(commands["conll2003-L3"][1:])["--seed"] == "42"
-
-
-def _seed_stage(stage_dir, seed, student, plain):
-    stage_dir.mkdir(parents=True)
-    results = {
-        "distillation": {"seed": seed},
-        "student": {"metrics": {"test": {"f1": student}}},
-        "plain_student": {"metrics": {"test": {"f1": plain}}},
+def test_every_student_after_the_first_reuses_its_teacher_and_the_task_caches(headline, tmp_path):
+    preset = {**headline.PRESETS["quick"], "students": ("L3", "minilm3")}
+    commands = {
+        stage.name: headline._flag_values(command[1:])
+        for stage, _, command in headline.stages(tmp_path, preset, headline.TEACHER)
     }
-    (stage_dir / "results.json").write_text(json.dumps(results))
+    first, later = commands["conll2003-L3"], commands["conll2003-minilm3"]
+
+    assert first["--teacher_name_or_path"] == headline.TEACHER and first["--teacher_cache"] == "auto"
+    assert later["--teacher_name_or_path"] == str(tmp_path / "conll2003-L3" / "teacher")
+    assert later["--teacher_cache"] == str(tmp_path / "conll2003-L3" / "teacher-cache")
+    assert later["--student_num_layers"] == "3" and later["--student_name_or_path"] == headline.MINILM
+    assert first["--compare_plain"] == later["--compare_plain"] == "true"
+    transfer = [commands[f"conll2003-{student}-transfer"] for student in ("L3", "minilm3")]
+    assert {flags["--teacher_cache"] for flags in transfer} == {
+        str(tmp_path / "conll2003-transfer-teacher-cache")
+    }
+    assert all(flags["--transfer_train_remainder"] == "true" for flags in transfer)
+    assert transfer[0]["--transfer_ratio"] == str(preset["transfer_ratio"])
+    assert all("--quantize" in flags for flags in commands.values())
 
 
-def test_the_kd_gain_is_the_mean_over_the_finished_seed_runs(headline, tmp_path):
-    _seed_stage(tmp_path / "conll2003-L3", 42, 0.80, 0.79)
-    _seed_stage(tmp_path / "conll2003-L3-seed43", 43, 0.81, 0.78)
-    (tmp_path / "conll2003-L3-seed44").mkdir()  # started, not finished: not counted
+def test_extra_seeds_retrain_only_the_chosen_students_without_quantizing(headline, tmp_path):
+    preset = {**headline.PRESETS["quick"], "extra_seeds": (43,), "students": ("L3", "minilm", "minilm3")}
+    seeded = {
+        stage.name: headline._flag_values(command[1:])
+        for stage, quantized, command in headline.seed_stages(tmp_path, preset, headline.TEACHER, ["minilm3"])
+        if not quantized
+    }
 
-    gains = headline.kd_gains(tmp_path, "conll2003", "test", "f1")
+    assert set(seeded) == {
+        f"{task}-minilm3{kind}-seed43" for task in ("sst2", "conll2003") for kind in ("", "-transfer")
+    }
+    pair = seeded["conll2003-minilm3-seed43"]
+    assert pair["--seed"] == "43" and pair["--compare_plain"] == "true"
+    assert pair["--teacher_name_or_path"] == str(tmp_path / "conll2003-L3" / "teacher")
+    assert seeded["sst2-minilm3-transfer-seed43"]["--transfer_train_remainder"] == "true"
+    assert not any("--quantize" in flags for flags in seeded.values())
 
-    assert gains["seeds"] == [42, 43]
-    assert gains["gains"] == [1.0, 3.0]
-    assert gains["mean"] == 2.0 and gains["sd"] == pytest.approx(1.41, abs=0.01)
+
+def _stage(task, seed, student=None, plain=None, teacher=0.9, int8=None, b1=(50.0, 5.0), b32=(1500.0, 150.0)):
+    split, metric = ("test", "f1") if task == "conll2003" else ("validation", "accuracy")
+    results = {"distillation": {"seed": seed}, "student": {"metrics": {split: {metric: student}}}}
+    if plain is not None:
+        results["plain_student"] = {"metrics": {split: {metric: plain}}}
+    if int8 is not None:
+        row = {
+            "metrics": {metric: int8},
+            "size_bytes": 10,
+            "latency_ms": {"batch_1": b1[1], "batch_32": b32[1]},
+        }
+        teacher_row = {
+            "metrics": {metric: teacher},
+            "size_bytes": 100,
+            "latency_ms": {"batch_1": b1[0], "batch_32": b32[0]},
+        }
+        results["quantization"] = {
+            "main_metric": metric,
+            "variants": [{"name": "teacher", **teacher_row}, {"name": "onnx-int8", **row}],
+        }
+    return results
+
+
+def test_the_best_student_keeps_most_on_its_worse_task_and_the_fast_one_is_the_fastest(headline):
+    stages = {}
+    for task in ("sst2", "conll2003"):
+        stages[f"{task}-L3"] = _stage(task, 42, 0.80, 0.78, int8=0.80, b1=(50.0, 4.0), b32=(1500.0, 120.0))
+        stages[f"{task}-L3-transfer"] = _stage(task, 42, 0.84, int8=0.84, b1=(50.0, 4.0), b32=(1500.0, 120.0))
+        # Faster (2 ms), but keeps less on CoNLL-2003.
+        worse = 0.70 if task == "conll2003" else 0.89
+        stages[f"{task}-minilm3"] = _stage(
+            task, 42, worse, 0.6, int8=worse, b1=(50.0, 2.0), b32=(1500.0, 50.0)
+        )
+    stages["conll2003-L3-transfer-seed43"] = _stage("conll2003", 43, 0.86)
+    stages["conll2003-L3-seed43"] = _stage("conll2003", 43, 0.80, 0.80)
+
+    figures, details = headline.headline(stages, ("L3", "minilm", "minilm3"))
+
+    assert figures["best_student"] == "L3-kd-transfer"
+    assert figures["best_ner_retention"] == figures["best_sst2_retention"] == round(0.84 / 0.9, 4)
+    assert figures["best_speedup_b1"] == 12.5 and figures["best_speedup_b32"] == 12.5
+    assert figures["fast_student"] == "minilm3-kd"
+    assert figures["fast_speedup_b1"] == 25.0 and figures["fast_speedup_b32"] == 30.0
+    assert figures["fast_ner_retention"] == round(0.70 / 0.9, 4)
+    # KD + transfer minus plain, per seed: CoNLL-2003 (84 - 78) and (86 - 80); SST-2 one seed.
+    assert details["transfer_gains"]["conll2003"]["gains"] == [6.0, 6.0]
+    assert figures["ner_transfer_gain"] == 6.0 and figures["sst2_transfer_gain"] == 6.0
+    assert "minilm-kd" not in details["candidates"], "a student not run is no candidate"
+
+
+def test_a_headline_with_no_finished_stage_is_all_null(headline):
+    figures, _ = headline.headline({}, ("L3",))
+
+    assert figures["best_student"] is None and figures["fast_student"] is None
+    assert figures["best_ner_retention"] is None and figures["ner_transfer_gain"] is None

@@ -51,6 +51,10 @@ def test_recipe_fine_tunes_the_teacher_distills_and_saves_a_loadable_student(
     assert curve and all("eval_f1" in entry and "epoch" in entry for entry in curve), (
         "teacher curve per epoch"
     )
+    values = [entry["eval_f1"] for entry in curve]
+    expected = None if len(values) < 2 else values[-1] > max(values[:-1])  # one epoch: cannot tell
+    assert saved["teacher"]["still_improving"] is expected
+    assert saved["teacher"]["chance"]["chance_level"] == 0.0, "tagging every word O scores 0 entity F1"
     assert not (output_dir / "teacher-training").exists(), "teacher checkpoints are removed once it is saved"
     assert not list(output_dir.glob(".*")), "no staging directories are left behind"
 
