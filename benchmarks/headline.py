@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from importlib import metadata
 from pathlib import Path
 
 from headline_report import TASKS, plot_headline, render_report
+
+from hfkdq.environment import capture_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HFKDQ_SHARED_DATA") or ROOT.parent / "shared" / "data")
@@ -535,19 +536,8 @@ def main() -> None:
 
 
 def environment() -> dict:
-    return {
-        "versions": {
-            package: metadata.version(package)
-            for package in ("torch", "transformers", "accelerate", "datasets", "onnxruntime", "optimum-onnx")
-            if _installed(package)
-        },
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_flags": _cpu_flags(),
-        "threads": _torch_threads(),
-        "git_commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
-    }
+    """hfkdq's environment record (`hfkdq.environment`) plus the CPU flags and threads the report names."""
+    return {**capture_environment(), "cpu_flags": _cpu_flags(), "threads": _torch_threads()}
 
 
 def write_report(payload: dict, results_dir: Path) -> None:

@@ -24,11 +24,9 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -38,6 +36,7 @@ from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 from hfkdq.arguments import ModelArguments
 from hfkdq.augment import augmented_training_set
 from hfkdq.config import DistillationArguments
+from hfkdq.environment import capture_environment
 from hfkdq.resources import btc_files, resolve_model_name_or_path
 from hfkdq.students import make_student
 from hfkdq.teacher import prepare_teacher
@@ -397,7 +396,7 @@ def run_one(
         "score": score(trainer.student, task, data_set.report_split, data_set),
         "train_seconds": round(seconds, 1),
         "train_loss": result.training_loss,
-        "device": environment()["device"],
+        "device": capture_environment()["device"],
     }
 
 
@@ -478,20 +477,7 @@ def recorded_environment(output_dir: Path) -> dict:
     """The environment the runs were trained in: ``environment.json`` beside them when they were
     trained elsewhere (the GPU machine), else this one."""
     recorded = output_dir / "environment.json"
-    return json.loads(recorded.read_text()) if recorded.is_file() else environment()
-
-
-def environment() -> dict:
-    versions = {}
-    for package in ("torch", "transformers", "accelerate", "datasets"):
-        versions[package] = metadata.version(package)
-    return {
-        "versions": versions,
-        "device": torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else f"cpu ({platform.processor() or platform.machine()})",
-        "threads": torch.get_num_threads(),
-    }
+    return json.loads(recorded.read_text()) if recorded.is_file() else capture_environment()
 
 
 def main() -> None:

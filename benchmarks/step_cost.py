@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainerCallback, set_seed
 
 from hfkdq.config import DistillationArguments
+from hfkdq.environment import capture_environment
 from hfkdq.resources import packaged_minilm_path, resolve_model_name_or_path
 from hfkdq.students import make_student
 from hfkdq.tasks.ner import NerDataArguments, build_ner_task
@@ -143,13 +142,7 @@ def main() -> None:
             "rounds": options.rounds,
             "counted_steps_per_round": options.steps - 2,
         },
-        "environment": {
-            "device": torch.cuda.get_device_name(0)
-            if torch.cuda.is_available()
-            else f"cpu ({platform.machine()})",
-            "threads": torch.get_num_threads(),
-            "versions": {p: metadata.version(p) for p in ("torch", "transformers", "accelerate")},
-        },
+        "environment": capture_environment(),
         "seconds_per_step": {mode: summary(values) for mode, values in per_round.items()},
         "ratio_vs_plain": {
             name: {

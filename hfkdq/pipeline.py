@@ -19,6 +19,7 @@ from hfkdq.arguments import ModelArguments
 from hfkdq.augment import augmented_training_set
 from hfkdq.checkpoints import resolve_resume_checkpoint
 from hfkdq.config import DistillationArguments
+from hfkdq.environment import capture_environment
 from hfkdq.loss_terms import WEIGHT_FIELDS, active_terms, distillation_settings
 from hfkdq.outputs import remove_stale_staging, save_model_atomically, write_json_atomically
 from hfkdq.report import format_summary
@@ -221,6 +222,7 @@ def run_experiment_unlocked(
             },
         },
         "data": data_record(data_args),
+        "environment": capture_environment(),
         "train_metrics": train_result.metrics,
         "reports": {},
     }

@@ -143,12 +143,25 @@ def test_write_report_writes_json_markdown_and_png_without_touching_the_backend(
     assert matplotlib.get_backend() == backend
 
 
-def test_plot_of_several_devices_is_drawn(two_devices, tmp_path):
-    assert plot_pareto(two_devices, tmp_path / "pareto.png").stat().st_size > 0
+def marker_pixels(path, color: str) -> tuple[int, int]:
+    """Pixels of `color` (the points, the Pareto front) in the left (latency) and right (size) panel."""
+    import matplotlib.colors
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)[..., :3]
+    close = (abs(image - matplotlib.colors.to_rgb(color)) < 0.05).all(-1)
+    middle = image.shape[1] // 2
+    return int(close[:, :middle].sum()), int(close[:, middle:].sum())
 
 
-def test_plot_copes_with_missing_latency(results, tmp_path):
+def test_plot_of_several_devices_draws_points_and_fronts_in_both_panels(two_devices, tmp_path):
+    path = plot_pareto(two_devices, tmp_path / "pareto.png")
+    assert all(count > 20 for count in marker_pixels(path, "tab:blue")), "points in both panels"
+    assert all(count > 20 for count in marker_pixels(path, "tab:red")), "a Pareto front in both panels"
+
+
+def test_plot_without_latency_leaves_that_panel_empty_and_still_draws_the_size_panel(results, tmp_path):
     for row in results["variants"]:
         row["latency_ms"] = {}
-    path = plot_pareto(results, tmp_path / "pareto.png")
-    assert path.stat().st_size > 0
+    latency_points, size_points = marker_pixels(plot_pareto(results, tmp_path / "pareto.png"), "tab:blue")
+    assert latency_points == 0 and size_points > 20

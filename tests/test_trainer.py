@@ -1,5 +1,6 @@
 """DistillationTrainer on tiny random BERTs over slices of real NER data."""
 
+import dataclasses
 import math
 import os
 
@@ -13,7 +14,7 @@ from hfkdq import DistillationArguments, DistillationTrainer
 from hfkdq.distillation_model import PROJECTION_PREFIX
 
 
-def _args(tmp_path, **overrides):
+def _args(tmp_path, arguments_type=DistillationArguments, **overrides):
     settings = dict(
         output_dir=str(tmp_path / "run"),
         max_steps=12,
@@ -29,7 +30,7 @@ def _args(tmp_path, **overrides):
         attention_weight=1.0,
     )
     settings.update(overrides)
-    return DistillationArguments(**settings)
+    return arguments_type(**settings)
 
 
 def _trainer(task, tokenizer, args, teacher=None, student=None):
@@ -442,16 +443,23 @@ def test_fsdp_and_deepspeed_are_refused_with_a_clear_message(overrides, message,
         check_supported_parallelism(arguments)
 
 
-def test_a_new_loss_term_is_one_row(btc_task, minilm_tokenizer, tmp_path, monkeypatch):
+def test_a_new_loss_term_is_one_row_and_its_own_weight(btc_task, minilm_tokenizer, tmp_path, monkeypatch):
+    """A term with its own weight field trains beside the built-in ones; nothing in the trainer changes."""
     from hfkdq import loss_terms
 
     def logit_norm(batch):
         return batch.student_logits.float().pow(2).mean()
 
-    row = loss_terms.LossTerm("logit_norm", "hidden_weight", logit_norm, 0.0, "test-only term")
+    row = loss_terms.LossTerm("logit_norm", "logit_norm_weight", logit_norm, 0.0, "test-only term")
     monkeypatch.setitem(loss_terms.LOSS_TERMS, "logit_norm", row)
-    monkeypatch.delitem(loss_terms.LOSS_TERMS, "hidden")
-    trainer = _trainer(btc_task, minilm_tokenizer, _args(tmp_path, max_steps=2, attention_weight=0.0))
+    arguments_type = dataclasses.make_dataclass(
+        "ArgumentsWithLogitNorm",
+        [("logit_norm_weight", float, dataclasses.field(default=0.5))],
+        bases=(DistillationArguments,),
+    )
+    args = _args(tmp_path, arguments_type, max_steps=2, attention_weight=0.0)
+    trainer = _trainer(btc_task, minilm_tokenizer, args)
     trainer.train()
     assert len(_logged(trainer, "loss_logit_norm")) == 2
-    assert not _logged(trainer, "loss_hidden")
+    assert len(_logged(trainer, "loss_hidden")) == 2, "the built-in terms still train beside it"
+    assert [term.name for term in loss_terms.active_terms(args)] == ["ce", "kd", "hidden", "logit_norm"]

@@ -6,7 +6,6 @@ Each output carries `hfkdq_quantization.json`, which says how it was made and ho
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hfkdq.environment import library_versions
 from hfkdq.heads import auto_class_for, head_of
 from hfkdq.layout import METADATA_FILE, WEIGHT_FILES, WEIGHT_INDEX_FILES
 from hfkdq.model_checks import NotASavedModelError
@@ -117,24 +117,6 @@ def save_tokenizer(source: str | Path, target: str | Path) -> bool:
     return True
 
 
-def _library_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    versions = {}
-    for package in (
-        "hfkdq",
-        "torch",
-        "transformers",
-        "optimum",
-        "optimum-onnx",
-        "onnxruntime",
-        "bitsandbytes",
-    ):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[package] = metadata.version(package)
-    return versions
-
-
 def write_metadata(
     directory: str | Path,
     *,
@@ -155,7 +137,7 @@ def write_metadata(
         "source_model": str(source.path.resolve()),
         "options": {key: _jsonable(value) for key, value in options.items()},
         "load_with": load_with,
-        "versions": _library_versions(),
+        "versions": library_versions(),
         **(dict(extra) if extra else {}),
     }
     path = Path(directory) / METADATA_FILE

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from hfkdq.environment import capture_environment
 from hfkdq.evaluation import EvaluationResult, evaluate, measure_costs, runtime_device
 from hfkdq.layout import RESULTS_FILE
 from hfkdq.outputs import check_output_dir, remove_stale_staging
@@ -242,6 +243,7 @@ def quantize_and_evaluate(
                 "torch_threads": torch.get_num_threads(),
             },
             "max_metric_drop": max_metric_drop,
+            "environment": capture_environment(),
             "violations": [failure.as_record() for failure in failures],
             "variants": rows,
         }
