@@ -1,14 +1,44 @@
 """What a teacher and a student must share to be compared, and how to make them comparable.
 
-Distillation feeds both models the same input ids and compares them class by class, token by
-token and (for attention) head by head; a mismatch would train silently wrong, so it fails before
-training with a message that names the fix.
+With a shared tokenizer, distillation feeds both models the same input ids and compares them class
+by class, token by token and (for attention) head by head. A student with its own tokenizer reads
+its own tokens of the same text (`hfkdq.data.paired`) and is compared class by class and word by
+word. A mismatch would train silently wrong, so it fails before training with a message that names
+the fix.
 """
 
 from __future__ import annotations
 
+import json
+
 from torch import nn
 from transformers import PreTrainedModel
+
+PAIRING_HINT = (
+    "give the student its own tokenization of the text with hfkdq.data.paired.pair_features "
+    "(the recipes do this for a --student_name_or_path with its own tokenizer)"
+)
+
+# Runtime settings of a Rust tokenizer, not how it splits text.
+RUNTIME_TOKENIZER_KEYS = ("truncation", "padding", "version")
+
+
+def same_tokenization(first, second) -> bool:
+    """Whether two tokenizers turn any text into the same ids: same vocabulary and the same
+    normalisation, splitting and special tokens (a cased and an uncased WordPiece share a vocabulary
+    format but not their ids)."""
+    if first is second:
+        return True
+    if first.get_vocab() != second.get_vocab():
+        return False
+    backends = [getattr(tokenizer, "backend_tokenizer", None) for tokenizer in (first, second)]
+    if any(backend is None for backend in backends):  # slow tokenizers: compare what they are built from
+        return type(first) is type(second) and first.init_kwargs == second.init_kwargs
+    described = [json.loads(backend.to_str()) for backend in backends]
+    for description in described:
+        for key in RUNTIME_TOKENIZER_KEYS:
+            description.pop(key, None)
+    return described[0] == described[1]
 
 
 def check_teacher_student_compatible(
@@ -16,19 +46,21 @@ def check_teacher_student_compatible(
     student: PreTrainedModel,
     teacher_tokenizer=None,
     student_tokenizer=None,
+    paired: bool = False,
 ) -> None:
-    """Fail early when teacher and student cannot be compared token by token or class by class."""
-    if teacher.config.vocab_size != student.config.vocab_size:
+    """Fail early when teacher and student cannot be compared token by token (or, ``paired``: each
+    reading its own tokens, word by word) or class by class."""
+    if not paired and teacher.config.vocab_size != student.config.vocab_size:
         raise ValueError(
             f"teacher and student use different vocabularies ({teacher.config.vocab_size} vs "
-            f"{student.config.vocab_size} tokens): distillation feeds both the same input ids, so the "
-            "student must share the teacher's tokenizer"
+            f"{student.config.vocab_size} tokens) but the training set holds one tokenization: "
+            + PAIRING_HINT
         )
-    if teacher_tokenizer is not None and student_tokenizer is not None:
-        if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
+    if not paired and teacher_tokenizer is not None and student_tokenizer is not None:
+        if not same_tokenization(teacher_tokenizer, student_tokenizer):
             raise ValueError(
-                "teacher and student tokenizers differ: distillation feeds both the same input ids; "
-                "use the teacher's tokenizer for the student"
+                "teacher and student tokenizers differ but the training set holds one tokenization: "
+                + PAIRING_HINT
             )
     if teacher.config.num_labels != student.config.num_labels:
         raise ValueError(
@@ -53,6 +85,15 @@ def check_equal_head_counts(student: PreTrainedModel, teacher: PreTrainedModel) 
             f"attention loss needs equal head counts, but the student has {student_heads} heads "
             f"and the teacher {teacher_heads}: set attention_weight=0 or build the student with "
             f"{teacher_heads} heads"
+        )
+
+
+def check_attention_within_one_tokenizer(attention_weight: float, paired: bool) -> None:
+    """Attention maps are token-by-token matrices: across two tokenizers there is no pairing of them."""
+    if paired and attention_weight > 0:
+        raise ValueError(
+            "the attention loss compares token-by-token attention maps, which do not line up across two "
+            "tokenizers: set --attention_weight 0, or use a student that shares the teacher's tokenizer"
         )
 
 

@@ -4,7 +4,11 @@ A frozen teacher gives the same logits for the same input ids every epoch, so ru
 training step (and again for every student of a study) only costs time. `build_teacher_cache` stores
 them once in a `datasets` Arrow directory (optionally only the top-k classes), keyed to
 
-- the training examples: one key per example, a hash of its input ids (and token type ids), in order;
+- the training examples: one key per example, a hash of the ids the teacher reads (and token type
+  ids), in order. A student with its own tokenizer trains on a paired set (`hfkdq.data.paired`) that
+  carries the teacher's ids of the same text beside its own; keys come from those, so one cache
+  serves every student of the teacher, whatever its tokenizer (the word alignment is applied when a
+  batch is read, `hfkdq.data.word_alignment.to_student_frame`);
 - the teacher: a hash of its config and every weight.
 
 `TeacherOutputCache.attach` checks both before training and refuses a stale cache (another teacher,
@@ -26,6 +30,7 @@ from typing import Any
 import torch
 from datasets import Dataset, concatenate_datasets, load_from_disk
 
+from hfkdq.data.paired import TEACHER_PREFIX, teacher_view
 from hfkdq.outputs import atomic_output_dir
 
 CACHE_METADATA = "hfkdq_teacher_cache.json"
@@ -64,6 +69,7 @@ def teacher_fingerprint(teacher: torch.nn.Module) -> str:
 
 def example_keys(dataset: Dataset) -> list[str]:
     """One key per example: a hash of the inputs the teacher reads (the ids, not the labels)."""
+    dataset = teacher_view(dataset)
     columns = [column for column in KEY_INPUTS if column in dataset.column_names]
     keys = []
     for row in dataset.select_columns(columns):
@@ -158,6 +164,9 @@ def build_teacher_cache(
 ) -> TeacherOutputCache:
     """Run `teacher` over `dataset` in order and store its logits per example (per real token for NER).
 
+    A paired dataset (a student with its own tokenizer) is read through its teacher columns, so
+    `data_collator` must pad the teacher's tokens (the teacher task's collator).
+
     ``top_k`` keeps only the k largest logits per position (the others count as -inf, probability
     0): for label sets large enough that full logits would dominate the cache.
     """
@@ -167,6 +176,8 @@ def build_teacher_cache(
         raise ValueError("cannot build a teacher cache for an empty training set")
     teacher.eval()
     device = next(teacher.parameters()).device
+    keys = example_keys(dataset)
+    dataset = teacher_view(dataset)
     inputs = [
         column
         for column in ("input_ids", "attention_mask", "token_type_ids")
@@ -189,7 +200,6 @@ def build_teacher_cache(
                 rows[TOPK_INDICES_COLUMN].append(indices.tolist())
             else:
                 rows[LOGITS_COLUMN].append(row.tolist())
-    keys = example_keys(dataset)
     table = Dataset.from_dict({"example_key": keys, **rows})
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -223,7 +233,9 @@ class CachedTeacherCollator:
         cached = {column: [feature[column] for feature in features] for column in self.columns}
         features = [{k: v for k, v in feature.items() if k not in self.columns} for feature in features]
         batch = self.base_collator(features)
-        length = batch["input_ids"].shape[1] if "input_ids" in batch else None
+        # Per-token logits line up with the teacher's tokens: its own where the set is paired.
+        ids = TEACHER_PREFIX + "input_ids" if TEACHER_PREFIX + "input_ids" in batch else "input_ids"
+        length = batch[ids].shape[1] if ids in batch else None
         for column, values in cached.items():
             batch[column] = _pad(
                 values, length, torch.long if column == TOPK_INDICES_COLUMN else torch.float32

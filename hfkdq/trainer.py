@@ -24,8 +24,18 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import find_labels
 
 from hfkdq.augment import LABEL_IS_GOLD
-from hfkdq.compatibility import check_teacher_student_compatible
+from hfkdq.compatibility import check_attention_within_one_tokenizer, check_teacher_student_compatible
 from hfkdq.config import DistillationArguments, check_supported_parallelism, validate_distillation_settings
+from hfkdq.data.paired import (
+    PAIRED_COLUMNS,
+    STUDENT_WORD_POSITIONS,
+    TEACHER_INPUT_COLUMNS,
+    TEACHER_PREFIX,
+    TEACHER_WORD_POSITIONS,
+    PairedCollator,
+    is_paired,
+)
+from hfkdq.data.word_alignment import aligned_mask, to_student_frame
 from hfkdq.distillation_model import StudentWithProjections, make_projections
 from hfkdq.heads import IGNORE_INDEX
 from hfkdq.layer_map import resolve_layer_map
@@ -46,6 +56,11 @@ class DistillationTrainer(Trainer):
     teacher runs only when an active term reads it, and never in evaluation, where the student's
     own task loss is reported so that ``metric_for_best_model="eval_loss"`` means what it means for
     a plain model.
+
+    A student with its own tokenizer trains on a paired set (`hfkdq.data.paired.pair_features`):
+    its own features plus the teacher's tokens of the same text. The teacher reads its tokens, the
+    student its own; token tasks compare them word by word (each word's first sub-token on both
+    sides, `hfkdq.data.word_alignment`), sequence tasks per example.
     """
 
     def __init__(
@@ -58,9 +73,11 @@ class DistillationTrainer(Trainer):
         **kwargs,
     ):
         validate_distillation_settings(args)
+        self.paired = is_paired(kwargs.get("train_dataset"))
         check_teacher_student_compatible(
-            teacher_model, model, teacher_processing_class, kwargs.get("processing_class")
+            teacher_model, model, teacher_processing_class, kwargs.get("processing_class"), self.paired
         )
+        check_attention_within_one_tokenizer(args.attention_weight, self.paired)
         self.teacher = teacher_model
         self.terms = active_terms(args)
         self.teacher_outputs = teacher_outputs_needed(self.terms)
@@ -80,6 +97,8 @@ class DistillationTrainer(Trainer):
             else []
         )
         self.hidden_pairs = self._hidden_pairs(args) if "hidden_states" in self.teacher_outputs else []
+        if self.paired:
+            self._pair_collator(teacher_model, teacher_processing_class, kwargs)
         self.teacher_cache = None
         if teacher_cache is not None:
             self.teacher_cache = self._use_teacher_cache(teacher_cache, teacher_model, kwargs)
@@ -88,7 +107,11 @@ class DistillationTrainer(Trainer):
             make_projections(model, teacher_model, len(self.hidden_pairs)),
             self.hidden_pairs,
             "attentions" in self.teacher_outputs,
-            extra_inputs=(LABEL_IS_GOLD, *(self.teacher_cache.columns if self.teacher_cache else ())),
+            extra_inputs=(
+                LABEL_IS_GOLD,
+                *(PAIRED_COLUMNS if self.paired else ()),
+                *(self.teacher_cache.columns if self.teacher_cache else ()),
+            ),
         )
         super().__init__(model=wrapper, args=args, **kwargs)
         if self.accelerator.distributed_type.name in UNSUPPORTED_DISTRIBUTED_TYPES:
@@ -138,6 +161,26 @@ class DistillationTrainer(Trainer):
         trainer_kwargs["data_collator"] = CachedTeacherCollator(collator, cache.columns)
         return cache
 
+    def _pair_collator(self, teacher, teacher_processing_class, trainer_kwargs) -> None:
+        """Pad the teacher's own tokens beside the student's, with the teacher's pad id."""
+        if "hidden_states" in self.teacher_outputs and TEACHER_WORD_POSITIONS not in (
+            trainer_kwargs["train_dataset"].column_names
+        ):
+            raise ValueError(
+                "the hidden-state loss across two tokenizers compares words, and this training set has no word "
+                "alignment (a sequence task): set --hidden_weight 0, or use a student with the teacher's tokenizer"
+            )
+        pad_id = getattr(teacher_processing_class, "pad_token_id", None)
+        if pad_id is None:
+            pad_id = getattr(teacher.config, "pad_token_id", None) or 0
+        collator = trainer_kwargs.get("data_collator")
+        if collator is None:
+            processing_class = trainer_kwargs.get("processing_class")
+            collator = (
+                DataCollatorWithPadding(processing_class) if processing_class else default_data_collator
+            )
+        trainer_kwargs["data_collator"] = PairedCollator(collator, pad_id)
+
     def _hidden_pairs(self, args) -> list[tuple[int, int]]:
         """Indices into ``hidden_states`` (0 = embeddings, k + 1 = output of block k)."""
         pairs = [(0, 0)] if args.match_embeddings else []
@@ -147,6 +190,7 @@ class DistillationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         cached_logits = cached_teacher_logits(inputs, self.num_labels)
         label_is_gold = inputs.pop(LABEL_IS_GOLD, None)
+        paired = {column: inputs.pop(column) for column in PAIRED_COLUMNS if column in inputs}
         if not model.training:
             # Evaluation reports the student's own task loss and runs no teacher (as ModelOpt's KDTrainer).
             outputs = model(**inputs)
@@ -154,7 +198,7 @@ class DistillationTrainer(Trainer):
 
         student_states = model(**inputs, return_distillation_states=True)
         outputs = student_states["outputs"]
-        batch = self._distillation_batch(inputs, student_states, num_items_in_batch, cached_logits)
+        batch = self._distillation_batch(inputs, student_states, num_items_in_batch, cached_logits, paired)
         if label_is_gold is not None:
             batch = dataclasses.replace(batch, label_is_gold=label_is_gold)
         terms = {term.name: term.compute(batch) for term in self.terms}
@@ -174,7 +218,7 @@ class DistillationTrainer(Trainer):
         return loss
 
     def _distillation_batch(
-        self, inputs, student_states, num_items_in_batch, cached_logits
+        self, inputs, student_states, num_items_in_batch, cached_logits, paired=None
     ) -> DistillationBatch:
         outputs = student_states["outputs"]
         labels = inputs.get("labels")
@@ -187,8 +231,28 @@ class DistillationTrainer(Trainer):
         if cached_logits is not None and self.teacher_outputs == {"logits"}:
             teacher, teacher_logits = None, cached_logits
         else:
-            teacher = self._teacher_forward(inputs)
+            teacher_inputs = inputs
+            if paired:
+                teacher_inputs = {
+                    column.removeprefix(TEACHER_PREFIX): paired[column]
+                    for column in TEACHER_INPUT_COLUMNS
+                    if column in paired
+                }
+            teacher = self._teacher_forward(teacher_inputs)
             teacher_logits = None if teacher is None else teacher.logits
+        teacher_hidden = (
+            tuple(teacher.hidden_states[t] for _, t in self.hidden_pairs) if self.hidden_pairs else ()
+        )
+        if paired and token_level:
+            # The teacher's outputs at its first sub-token of each word move to the student's first
+            # sub-token of the same word; only the words both sides kept are counted.
+            length = outputs.logits.shape[1]
+            positions = (paired[TEACHER_WORD_POSITIONS], paired[STUDENT_WORD_POSITIONS])
+            aligned = aligned_mask(positions[1], length)
+            token_mask = aligned if token_mask is None else token_mask & aligned
+            if teacher_logits is not None:
+                teacher_logits = to_student_frame(teacher_logits, *positions, length)
+            teacher_hidden = tuple(to_student_frame(state, *positions, length) for state in teacher_hidden)
         return DistillationBatch(
             student_logits=outputs.logits,
             labels=labels,
@@ -201,9 +265,7 @@ class DistillationTrainer(Trainer):
             hidden_loss=self.args.hidden_loss,
             teacher_logits=teacher_logits,
             student_hidden=student_states["matched_hidden_states"],
-            teacher_hidden=tuple(teacher.hidden_states[t] for _, t in self.hidden_pairs)
-            if self.hidden_pairs
-            else (),
+            teacher_hidden=teacher_hidden,
             student_attentions=tuple(outputs.attentions[s] for s, _ in self.layer_pairs)
             if "attentions" in self.teacher_outputs
             else (),

@@ -173,3 +173,53 @@ class ForwardCounter:
 
     def _count(self, *_):
         self.calls += 1
+
+
+TINY_WORDS = ("jean", "claude", "dupont", "found", "montpellier", "paris", "in", "the", "una", "ffa", "ble")
+
+
+def tiny_wordpiece_tokenizer(lowercase: bool, id_offset: int = 0):
+    """A fast BERT-style WordPiece tokenizer over a tiny vocabulary, built offline with `tokenizers`.
+
+    Every ASCII letter and digit is a piece (alone and as a ``##`` continuation), so any word splits;
+    whole words differ between the cased and the uncased vocabulary, so the two split the same words
+    differently. ``id_offset`` shifts every id (as MPNet's vocabulary is BERT-uncased's shifted by 4).
+    """
+    import string
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = [
+        *(f"[unused{index}]" for index in range(id_offset)),
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+    ]
+    characters = string.ascii_lowercase + string.digits + ("" if lowercase else string.ascii_uppercase)
+    words = (
+        [*TINY_WORDS, "##pel", "##lier", "mont"]
+        if lowercase
+        else ["Jean", "Paris", "Mont", "##pellier", "the"]
+    )
+    pieces = [*characters, *(f"##{c}" for c in characters), *string.punctuation, *words]
+    vocab = {token: index for index, token in enumerate(dict.fromkeys([*specials, *pieces]))}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
