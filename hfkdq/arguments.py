@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hfkdq.student_init import DEFAULT_STUDENT_INIT, init_help
+from hfkdq.student_init import DEFAULT_STUDENT_INIT, DEFAULT_STUDENT_NUM_LAYERS, init_help
 from hfkdq.validation import check_max_metric_drop
 
 
@@ -66,8 +66,12 @@ class StudentArguments:
         default=None,
         metadata={"help": "A smaller encoder to use as student instead of copying teacher layers."},
     )
-    student_num_layers: int = field(
-        default=3, metadata={"help": "Layers of the student copied from the teacher."}
+    student_num_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": f"Layers of the student: copied from the teacher (default {DEFAULT_STUDENT_NUM_LAYERS}), or "
+            "with --student_name_or_path, kept from that model (default: all of them)."
+        },
     )
     student_layers: str = field(default=DEFAULT_STUDENT_INIT, metadata={"help": init_help()})
     compare_plain: bool = field(

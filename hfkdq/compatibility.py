@@ -88,12 +88,23 @@ def check_equal_head_counts(student: PreTrainedModel, teacher: PreTrainedModel) 
         )
 
 
-def check_attention_within_one_tokenizer(attention_weight: float, paired: bool) -> None:
-    """Attention maps are token-by-token matrices: across two tokenizers there is no pairing of them."""
-    if paired and attention_weight > 0:
+def check_cross_tokenizer_terms(args, paired: bool, word_aligned: bool) -> None:
+    """Loss terms that have no meaning when teacher and student read different tokens.
+
+    Attention maps are token-by-token matrices, which cannot be paired across two tokenizers; hidden
+    states are compared at aligned words, which sequence tasks do not have.
+    """
+    if not paired:
+        return
+    if args.attention_weight > 0:
         raise ValueError(
             "the attention loss compares token-by-token attention maps, which do not line up across two "
             "tokenizers: set --attention_weight 0, or use a student that shares the teacher's tokenizer"
+        )
+    if args.hidden_weight > 0 and not word_aligned:
+        raise ValueError(
+            "the hidden-state loss across two tokenizers compares words, and a sequence task has no word "
+            "alignment: set --hidden_weight 0, or use a student that shares the teacher's tokenizer"
         )
 
 

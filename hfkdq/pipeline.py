@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, se
 from hfkdq.arguments import ModelArguments
 from hfkdq.augment import augmented_training_set
 from hfkdq.checkpoints import resolve_resume_checkpoint
+from hfkdq.compatibility import check_cross_tokenizer_terms
 from hfkdq.config import DistillationArguments
 from hfkdq.environment import capture_environment
 from hfkdq.loss_terms import WEIGHT_FIELDS, active_terms, distillation_settings
@@ -31,19 +32,24 @@ from hfkdq.run_dir import (
     replacing_previous_run,
     run_lock,
 )
-from hfkdq.student_init import choose_init_layers
-from hfkdq.students import count_parameters, load_student, make_student
+from hfkdq.student_init import DEFAULT_STUDENT_NUM_LAYERS, choose_init_layers
+from hfkdq.student_tokenizer import (
+    StudentData,
+    check_student_vocabulary,
+    paired_training_set,
+)
+from hfkdq.students import check_student_depth, count_parameters, load_student, make_student
 from hfkdq.tasks import TaskData
 from hfkdq.teacher import prepare_teacher
 from hfkdq.teacher_checks import check_teacher_above_chance, warn_if_still_improving
 from hfkdq.trainer import DistillationTrainer
-from hfkdq.transfer import mix_transfer, transfer_examples
+from hfkdq.transfer import mix_transfer, raw_transfer_examples, transfer_examples
 
 logger = logging.getLogger(__name__)
 
 
 def load_tokenizer(model_args: ModelArguments):
-    """The teacher's tokenizer: the student reads the same input ids."""
+    """The teacher's tokenizer (also the student's, unless a pretrained student brings its own)."""
     return AutoTokenizer.from_pretrained(resolve_model_name_or_path(model_args.teacher_name_or_path))
 
 
@@ -53,6 +59,7 @@ def run_experiment(
     task: TaskData,
     tokenizer,
     data_args: Any = None,
+    student_data: StudentData | None = None,
 ) -> dict[str, Any]:
     """`run_experiment_unlocked` with one run per output directory: a lock refuses a concurrent run, a
     finished directory is replaced only with ``--overwrite_output_dir``, and a failed re-run leaves the
@@ -62,7 +69,7 @@ def run_experiment(
         output_dir, training_args.overwrite_output_dir, bool(training_args.resume_from_checkpoint)
     )
     if training_args.process_index != 0:
-        return run_experiment_unlocked(model_args, training_args, task, tokenizer, data_args)
+        return run_experiment_unlocked(model_args, training_args, task, tokenizer, data_args, student_data)
     with run_lock(output_dir):
         recover_interrupted_run(output_dir)
         for stale in remove_stale_staging(output_dir):
@@ -71,7 +78,9 @@ def run_experiment(
         kept = ("teacher", "teacher-cache") if training_args.resume_from_checkpoint else ()
         artifacts = tuple(name for name in RUN_ARTIFACTS if name not in kept)
         with replacing_previous_run(output_dir, artifacts):
-            return run_experiment_unlocked(model_args, training_args, task, tokenizer, data_args)
+            return run_experiment_unlocked(
+                model_args, training_args, task, tokenizer, data_args, student_data
+            )
 
 
 def run_experiment_unlocked(
@@ -80,6 +89,7 @@ def run_experiment_unlocked(
     task: TaskData,
     tokenizer,
     data_args: Any = None,
+    student_data: StudentData | None = None,
 ) -> dict[str, Any]:
     """Fine-tune or load the teacher, build and distill the student, evaluate both, save everything.
 
@@ -89,6 +99,8 @@ def run_experiment_unlocked(
     published through `hfkdq.hub` at the very end (after quantization, gated by ``--max_metric_drop``);
     the Trainers never push: they would publish checkpoints and the bare student without its card.
     `data_args` (the recipe's data arguments) are recorded in results.json for the model card.
+    `student_data` is the student's own task data and tokenizer when it does not read the teacher's
+    tokens (`hfkdq.student_tokenizer`); it then trains on a paired set and is evaluated on its own.
     """
     started = time.perf_counter()
     output_dir = Path(training_args.output_dir)
@@ -107,15 +119,36 @@ def run_experiment_unlocked(
             model_args.quantize
         )  # as at parsing, for model_args changed since: fail before training
         quantization_split(model_args, task)
+    student = student_data or StudentData(task, tokenizer)
     if not model_args.student_name_or_path:
         # A student the teacher cannot give its layers to fails now, not after the teacher's fine-tuning.
         teacher_config = AutoConfig.from_pretrained(
             resolve_model_name_or_path(model_args.teacher_name_or_path)
         )
         choose_init_layers(
-            model_args.student_layers, model_args.student_num_layers, teacher_config.num_hidden_layers
+            model_args.student_layers, student_depth(model_args), teacher_config.num_hidden_layers
         )
+    else:
+        student_source = resolve_model_name_or_path(model_args.student_name_or_path)
+        student_config = AutoConfig.from_pretrained(student_source)
+        check_student_depth(
+            model_args.student_num_layers,
+            model_args.student_layers,
+            student_config.num_hidden_layers,
+            student_source,
+        )
+        check_student_vocabulary(student_config, student.tokenizer, student_source)
     train_dataset = task.train_dataset
+    if student.own_tokenizer:
+        check_cross_tokenizer_terms(training_args, True, task.head == "token")
+        if model_args.augment:
+            raise ValueError(
+                "--augment makes new views with the teacher's tokenizer, and this student reads its own "
+                "tokens: drop --augment (or use a student that shares the teacher's tokenizer)"
+            )
+        # Each model reads its own tokens of the same text; built before the teacher is fine-tuned.
+        train_dataset = paired_training_set(task, student.task)
+    labelled_dataset = train_dataset  # the gold examples, in the student's tokens
     if model_args.augment:
         # Built (and checked) before the teacher is fine-tuned; the teacher trains on the plain set.
         train_dataset = augmented_training_set(
@@ -134,7 +167,14 @@ def run_experiment_unlocked(
                 "use --augment or transfer data (--transfer_file, --transfer_train_remainder), not both"
             )
         # Read and tokenized before the teacher is fine-tuned: a bad or empty source fails now.
-        transfer = transfer_examples(task, model_args.transfer_file, model_args.transfer_train_remainder)
+        if student.own_tokenizer:
+            transfer = paired_training_set(
+                task,
+                student.task,
+                raw_transfer_examples(task, model_args.transfer_file, model_args.transfer_train_remainder),
+            )
+        else:
+            transfer = transfer_examples(task, model_args.transfer_file, model_args.transfer_train_remainder)
         model_args = with_transfer_cache(model_args, training_args)
     set_seed(training_args.seed)
 
@@ -157,26 +197,24 @@ def run_experiment_unlocked(
     teacher_improving = warn_if_still_improving(teacher_curve, task.main_metric)
     if transfer is not None:
         train_dataset = mix_transfer(
-            task.train_dataset, transfer, model_args.transfer_ratio, training_args.seed
+            labelled_dataset, transfer, model_args.transfer_ratio, training_args.seed
         )
     set_seed(training_args.seed)
-    if model_args.student_name_or_path:
-        student = load_student(resolve_model_name_or_path(model_args.student_name_or_path), teacher)
-    else:
-        student = make_student(teacher, model_args.student_num_layers, model_args.student_layers)
+    student_model = build_student(model_args, teacher)
 
     cache = None
     if model_args.teacher_cache:
         cache = _teacher_cache(model_args, training_args, teacher, teacher_source, train_dataset, task)
     trainer = DistillationTrainer(
-        model=student,
+        model=student_model,
         teacher_model=teacher,
         args=training_args,
         train_dataset=train_dataset,
-        eval_dataset=task.features[task.eval_splits[0]] if task.eval_splits else None,
-        processing_class=tokenizer,
-        data_collator=task.data_collator,
-        compute_metrics=task.compute_metrics,
+        eval_dataset=student.task.features[student.task.eval_splits[0]] if student.task.eval_splits else None,
+        processing_class=student.tokenizer,
+        teacher_processing_class=tokenizer if student.own_tokenizer else None,
+        data_collator=student.task.data_collator,
+        compute_metrics=student.task.compute_metrics,
         teacher_cache=cache,
     )
     train_result = trainer.train(resume_from_checkpoint=resume_checkpoint)
@@ -185,7 +223,7 @@ def run_experiment_unlocked(
     # Both models go through the same plain evaluation loop: comparable losses (the student's is
     # its own task loss, not the distillation loss) and no teacher forward pass per student batch.
     evaluators = {
-        "student": _evaluator(trainer.student, training_args, task, tokenizer),
+        "student": _evaluator(trainer.student, training_args, student.task, student.tokenizer),
     }
     results: dict[str, Any] = {
         "task": {"head": task.head, "labels": task.label_names, "main_metric": task.main_metric},
@@ -204,7 +242,11 @@ def run_experiment_unlocked(
             "num_parameters": count_parameters(trainer.student),
             "num_layers": trainer.student.config.num_hidden_layers,
             "initialised_from_teacher_layers": getattr(trainer.student.config, "distilled_from_layers", None),
-            "init": None if model_args.student_name_or_path else model_args.student_layers,
+            "name_or_path": model_args.student_name_or_path,
+            "init": model_args.student_layers
+            if not model_args.student_name_or_path or model_args.student_num_layers is not None
+            else None,
+            "tokenizer": "own" if student.own_tokenizer else "teacher's",
             "augment": model_args.augment,
             "augment_probability": model_args.augment_probability if model_args.augment else None,
             "transfer_file": model_args.transfer_file,
@@ -226,15 +268,17 @@ def run_experiment_unlocked(
         "train_metrics": train_result.metrics,
         "reports": {},
     }
-    student_evaluation = evaluate_on_splits(evaluators["student"], task)
+    student_evaluation = evaluate_on_splits(evaluators["student"], student.task)
     roles = [("teacher", teacher_evaluation), ("student", student_evaluation)]
     if model_args.compare_plain:
-        plain = train_plain_baseline(model_args, training_args, teacher, task, tokenizer)
+        plain = train_plain_baseline(model_args, training_args, teacher, student, labelled_dataset)
         results["plain_student"] = {"path": str(output_dir / "plain-student"), "metrics": {}}
         roles.append(
             (
                 "plain_student",
-                evaluate_on_splits(_evaluator(plain.student, training_args, task, tokenizer), task),
+                evaluate_on_splits(
+                    _evaluator(plain.student, training_args, student.task, student.tokenizer), student.task
+                ),
             )
         )
         save_model_atomically(plain, output_dir / "plain-student")
@@ -256,7 +300,10 @@ def run_experiment_unlocked(
             from hfkdq.quantization.errors import MetricDropError
 
             try:
-                results["quantization"] = quantize_student(model_args, task, output_dir, teacher_source)
+                # The teacher row is measured on the student's evaluation features: only when it reads them.
+                results["quantization"] = quantize_student(
+                    model_args, student.task, output_dir, None if student.own_tokenizer else teacher_source
+                )
             except MetricDropError as error:
                 if hub_model_id is None:
                     raise
@@ -308,7 +355,7 @@ def quantization_split(model_args: ModelArguments, task: TaskData) -> str:
 
 
 def quantize_student(
-    model_args: ModelArguments, task: TaskData, output_dir: Path, teacher_source: str
+    model_args: ModelArguments, task: TaskData, output_dir: Path, teacher_source: str | None
 ) -> dict:
     """Quantize the saved student with each requested method and evaluate every variant the same way."""
     from hfkdq.quantization.workflow import quantize_and_evaluate
@@ -323,7 +370,7 @@ def quantize_student(
         compute_metrics=task.compute_metrics,
         calibration_dataset=task.train_dataset,
         max_metric_drop=model_args.max_metric_drop,
-        teacher_dir=teacher_source if Path(teacher_source).is_dir() else None,
+        teacher_dir=teacher_source if teacher_source and Path(teacher_source).is_dir() else None,
         main_metric=task.main_metric,
         latency_repeats=model_args.latency_repeats,
         latency_warmup=model_args.latency_warmup,
@@ -333,14 +380,19 @@ def quantize_student(
 
 
 def train_plain_baseline(
-    model_args: ModelArguments, training_args: DistillationArguments, teacher, task: TaskData, tokenizer
+    model_args: ModelArguments,
+    training_args: DistillationArguments,
+    teacher,
+    student: StudentData,
+    train_dataset,
 ) -> DistillationTrainer:
-    """The same student trained on the gold labels alone (no teacher pass): the baseline distillation must beat."""
+    """The same student trained on the gold labels alone (no teacher pass): the baseline distillation must beat.
+
+    ``train_dataset`` is the labelled set the distilled student trained on (a paired set for a
+    student with its own tokenizer; the teacher's columns are not read).
+    """
     set_seed(training_args.seed)
-    if model_args.student_name_or_path:
-        student = load_student(resolve_model_name_or_path(model_args.student_name_or_path), teacher)
-    else:
-        student = make_student(teacher, model_args.student_num_layers, model_args.student_layers)
+    student_model = build_student(model_args, teacher)
     plain_weights = {field_name: 0.0 for field_name in WEIGHT_FIELDS} | {"ce_weight": 1.0}
     arguments = dataclasses.replace(
         training_args,
@@ -350,17 +402,36 @@ def train_plain_baseline(
         **plain_weights,
     )
     trainer = DistillationTrainer(
-        model=student,
+        model=student_model,
         teacher_model=teacher,
         args=arguments,
-        train_dataset=task.train_dataset,
-        processing_class=tokenizer,
-        data_collator=task.data_collator,
+        train_dataset=train_dataset,
+        processing_class=student.tokenizer,
+        data_collator=student.task.data_collator,
     )
     trainer.train()
     if trainer.is_world_process_zero():
         shutil.rmtree(arguments.output_dir, ignore_errors=True)
     return trainer
+
+
+def student_depth(model_args: ModelArguments) -> int | None:
+    """Blocks the student keeps: --student_num_layers, else 3 of the teacher's or all of its own."""
+    if model_args.student_num_layers is not None or model_args.student_name_or_path:
+        return model_args.student_num_layers
+    return DEFAULT_STUDENT_NUM_LAYERS
+
+
+def build_student(model_args: ModelArguments, teacher: PreTrainedModel) -> PreTrainedModel:
+    """The student: a copy of teacher layers, or a pretrained encoder (some of its layers), re-headed."""
+    if model_args.student_name_or_path:
+        return load_student(
+            resolve_model_name_or_path(model_args.student_name_or_path),
+            teacher,
+            model_args.student_num_layers,
+            model_args.student_layers,
+        )
+    return make_student(teacher, student_depth(model_args), model_args.student_layers)
 
 
 def check_teacher_cache_settings(model_args: ModelArguments, training_args: DistillationArguments) -> None:

@@ -38,6 +38,9 @@ top-aligned: evenly spaced, ending at the teacher's last layer (3 of 6 -> 1, 3, 
 ALIASES = {"uniform": "top-aligned"}
 """Earlier name of top-aligned, still accepted."""
 
+DEFAULT_STUDENT_NUM_LAYERS = 3
+"""Depth of a student copied from the teacher when --student_num_layers is not given."""
+
 DEFAULT_STUDENT_INIT = "alternate"
 """The strategy with the best mean over BTC, CoNLL-2003, SST-2 and RTE (benchmarks/results/kd_study)."""
 

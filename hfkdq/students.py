@@ -7,6 +7,7 @@ student close to the teacher, which matters more than any loss setting when data
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from collections.abc import Sequence
 
@@ -15,6 +16,8 @@ from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from hfkdq.heads import auto_class_for, head_of_architectures
 from hfkdq.student_init import DEFAULT_STUDENT_INIT, choose_init_layers
+
+logger = logging.getLogger(__name__)
 
 
 def find_layer_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -83,16 +86,20 @@ def make_student(
 def load_student(
     student: str | PretrainedConfig | PreTrainedModel,
     teacher: PreTrainedModel,
+    num_layers: int | None = None,
+    layers: str | Sequence[int] = DEFAULT_STUDENT_INIT,
 ) -> PreTrainedModel:
     """Any smaller encoder as student: a model, a config, or a Hub id / local path.
 
     The head is rebuilt for the teacher's label set, so the student and teacher logits compare
-    class by class.
+    class by class; a head the student brings for another label set is replaced, and a log line says
+    so. ``num_layers`` keeps that many of the student's own blocks (chosen by ``layers``, as for a
+    copy of the teacher): ``--student_name_or_path X --student_num_layers 3`` is 3 of X's layers.
     """
     if isinstance(student, PreTrainedModel):
         return student
     # A teacher without a token-classification head has a sequence one: the only other head built here.
-    head_class = auto_class_for(head_of_architectures([type(teacher).__name__]) or "sequence")
+    head = head_of_architectures([type(teacher).__name__]) or "sequence"
     label_kwargs = {
         "num_labels": teacher.config.num_labels,
         "id2label": dict(teacher.config.id2label),
@@ -104,9 +111,56 @@ def load_student(
         config = copy.deepcopy(student)
         for key, value in label_kwargs.items():
             setattr(config, key, value)
-        return head_class.from_config(config)
-    config = AutoConfig.from_pretrained(student, **label_kwargs)
-    return head_class.from_pretrained(student, config=config, ignore_mismatched_sizes=True)
+        model = auto_class_for(head).from_config(config)
+    else:
+        own_config = AutoConfig.from_pretrained(student)
+        check_student_depth(num_layers, layers, own_config.num_hidden_layers, student)
+        log_replaced_head(student, own_config, head, label_kwargs["id2label"])
+        config = AutoConfig.from_pretrained(student, **label_kwargs)
+        # A head for other labels (or another task) is left out of loading and built anew.
+        model = auto_class_for(head).from_pretrained(student, config=config, ignore_mismatched_sizes=True)
+    if num_layers is None or num_layers == model.config.num_hidden_layers:
+        return model
+    check_student_depth(num_layers, layers, model.config.num_hidden_layers, "the student")
+    return make_student(model, num_layers, layers)
+
+
+def check_student_depth(
+    num_layers: int | None, layers: str | Sequence[int], available: int, source: object
+) -> None:
+    """Fail before any training when ``num_layers`` of a pretrained student's blocks cannot be chosen."""
+    if num_layers is None:
+        return
+    if isinstance(num_layers, int) and num_layers > available:
+        raise ValueError(
+            f"--student_num_layers {num_layers}: the student {source} has {available} layers to copy from; "
+            f"use at most {available}, or leave --student_num_layers unset to keep them all"
+        )
+    choose_init_layers(layers, num_layers, available)
+
+
+def log_replaced_head(source: object, own_config: PretrainedConfig, head: str, id2label: dict) -> None:
+    """Say when a student's own classification head is dropped for one over the teacher's labels."""
+    own_head = head_of_architectures(getattr(own_config, "architectures", None) or [])
+    if own_head is None:
+        logger.info(
+            "The student %s has no classification head: a new %s head is built for the teacher's labels.",
+            source,
+            head,
+        )
+        return
+    own_labels = {int(key): value for key, value in own_config.id2label.items()}
+    if own_head == head and own_labels == {int(key): value for key, value in id2label.items()}:
+        return
+    logger.warning(
+        "The student %s has a %s-classification head for labels %s; the teacher predicts %s, so that head "
+        "is replaced by a new %s head for the teacher's labels (trained from scratch).",
+        source,
+        own_head,
+        list(own_labels.values()),
+        list(id2label.values()),
+        head,
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -24,7 +24,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import find_labels
 
 from hfkdq.augment import LABEL_IS_GOLD
-from hfkdq.compatibility import check_attention_within_one_tokenizer, check_teacher_student_compatible
+from hfkdq.compatibility import check_cross_tokenizer_terms, check_teacher_student_compatible
 from hfkdq.config import DistillationArguments, check_supported_parallelism, validate_distillation_settings
 from hfkdq.data.paired import (
     PAIRED_COLUMNS,
@@ -77,7 +77,11 @@ class DistillationTrainer(Trainer):
         check_teacher_student_compatible(
             teacher_model, model, teacher_processing_class, kwargs.get("processing_class"), self.paired
         )
-        check_attention_within_one_tokenizer(args.attention_weight, self.paired)
+        check_cross_tokenizer_terms(
+            args,
+            self.paired,
+            TEACHER_WORD_POSITIONS in (kwargs["train_dataset"].column_names if self.paired else ()),
+        )
         self.teacher = teacher_model
         self.terms = active_terms(args)
         self.teacher_outputs = teacher_outputs_needed(self.terms)
@@ -163,13 +167,6 @@ class DistillationTrainer(Trainer):
 
     def _pair_collator(self, teacher, teacher_processing_class, trainer_kwargs) -> None:
         """Pad the teacher's own tokens beside the student's, with the teacher's pad id."""
-        if "hidden_states" in self.teacher_outputs and TEACHER_WORD_POSITIONS not in (
-            trainer_kwargs["train_dataset"].column_names
-        ):
-            raise ValueError(
-                "the hidden-state loss across two tokenizers compares words, and this training set has no word "
-                "alignment (a sequence task): set --hidden_weight 0, or use a student with the teacher's tokenizer"
-            )
         pad_id = getattr(teacher_processing_class, "pad_token_id", None)
         if pad_id is None:
             pad_id = getattr(teacher.config, "pad_token_id", None) or 0

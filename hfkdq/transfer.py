@@ -247,6 +247,17 @@ def transfer_examples(
     Fails with one line before any model work: an unreadable or empty file, or a remainder that
     does not exist because the training split was not cut.
     """
+    raw = raw_transfer_examples(task, transfer_file, train_remainder)
+    return raw.map(
+        task.featurize, batched=True, remove_columns=raw.column_names, desc="Tokenizing the transfer set"
+    )
+
+
+def raw_transfer_examples(
+    task, transfer_file: str | Path | None = None, train_remainder: bool = False
+) -> Dataset:
+    """The transfer set as raw examples of the task's shape (placeholder labels), before tokenization:
+    a student with its own tokenizer pairs them with the teacher's tokens (`hfkdq.data.paired`)."""
     if task.featurize is None:
         raise ValueError("transfer data needs a task that can tokenize raw examples")
     parts = []
@@ -264,10 +275,7 @@ def transfer_examples(
         parts.append(task.train_remainder)
     if not parts:
         raise ValueError("transfer_examples needs a transfer file or train_remainder=True")
-    raw = _raw_examples(concatenate_datasets(parts) if len(parts) > 1 else parts[0], task)
-    return raw.map(
-        task.featurize, batched=True, remove_columns=raw.column_names, desc="Tokenizing the transfer set"
-    )
+    return _raw_examples(concatenate_datasets(parts) if len(parts) > 1 else parts[0], task)
 
 
 def mix_transfer(labelled: Dataset, transfer: Dataset, ratio: float, seed: int = 0) -> Dataset:

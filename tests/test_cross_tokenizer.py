@@ -253,7 +253,149 @@ def test_sequence_kd_compares_per_example_logits_of_each_models_own_tokens(
     # Padding changes the float rounding of a sequence model's pooled output, not its value.
     assert loss == pytest.approx(torch.stack(reference).mean().item(), rel=1e-4)
 
-    with pytest.raises(ValueError, match="hidden-state loss across two tokenizers compares words"):
+    with pytest.raises(
+        ValueError, match="hidden-state loss across two tokenizers compares words, and a sequence task"
+    ):
         _trainer(
             teacher, student, paired, cased, student_task.data_collator, _args(tmp_path, hidden_weight=1.0)
         )
+
+
+# ----- the recipe: a pretrained student that brings its own tokenizer ------------------------------
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    from conftest import import_script
+
+    return import_script("recipes/distill_bert_ner.py")
+
+
+@pytest.fixture(scope="module")
+def cased_student_dir(tmp_path_factory, cased):
+    """A 3-layer pretrained-looking student with its own cased tokenizer and a head for other labels."""
+    torch.manual_seed(1)
+    config = tiny_bert_config(num_labels=2, num_layers=3, hidden_size=32)
+    config.vocab_size = len(cased)
+    config.id2label, config.label2id = {0: "NEG", 1: "POS"}, {"NEG": 0, "POS": 1}
+    path = tmp_path_factory.mktemp("cased-student")
+    BertForSequenceClassification(config).save_pretrained(path)
+    cased.save_pretrained(path)
+    return path
+
+
+def _recipe_flags(teacher, student, output_dir, *extra):
+    from conftest import TEST_DATA
+
+    return [
+        str(TEST_DATA / "ner_recipe_tiny.yaml"),
+        "--teacher_name_or_path",
+        str(teacher),
+        "--student_name_or_path",
+        str(student),
+        "--output_dir",
+        str(output_dir),
+        "--attention_weight",
+        "0",
+        *extra,
+    ]
+
+
+def _run(recipe, teacher, student, output_dir, flags: str) -> dict:
+    """Run the NER recipe with extra space-separated flags; its results.json."""
+    import json
+
+    recipe.main(_recipe_flags(teacher, student, output_dir, *flags.split()))
+    return json.loads((output_dir / "results.json").read_text())
+
+
+def test_recipe_distills_into_some_layers_of_a_student_with_its_own_tokenizer(
+    recipe, tiny_teacher_dir, cased_student_dir, cased, tmp_path, caplog
+):
+    import logging
+
+    output_dir = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="hfkdq"):
+        saved = _run(recipe, tiny_teacher_dir, cased_student_dir, output_dir, "--compare_plain true")
+    assert saved["student"]["tokenizer"] == "own"
+    assert saved["student"]["num_layers"] == 2  # --student_num_layers 2 of the student's own 3
+    assert saved["student"]["initialised_from_teacher_layers"] == [0, 1]
+    assert {"f1", "precision", "recall"} <= set(saved["student"]["metrics"]["test"])
+    assert {"f1"} <= set(saved["plain_student"]["metrics"]["test"])
+    assert AutoTokenizer.from_pretrained(output_dir / "student").get_vocab() == cased.get_vocab()
+    assert AutoTokenizer.from_pretrained(output_dir / "teacher").get_vocab() != cased.get_vocab()
+    replaced = [
+        r.getMessage() for r in caplog.records if "head" in r.getMessage() and "replaced" in r.getMessage()
+    ]
+    assert len(replaced) == 2 and "['NEG', 'POS']" in replaced[0]  # the distilled and the plain student
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--attention_weight", "1"), "attention maps, which do not line up across two tokenizers"),
+        (("--student_num_layers", "4"), "has 3 layers to copy from"),
+        (("--augment", "all"), "--augment makes new views with the teacher's tokenizer"),
+    ],
+)
+def test_recipe_refuses_what_a_cross_tokenizer_student_cannot_do_before_any_output(
+    recipe, tiny_teacher_dir, cased_student_dir, tmp_path, extra, message
+):
+    output_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        recipe.main(_recipe_flags(tiny_teacher_dir, cased_student_dir, output_dir, *extra))
+    assert not output_dir.exists()
+
+
+def test_a_student_without_a_tokenizer_is_refused_before_any_output(
+    recipe, tiny_teacher_dir, cased, tmp_path
+):
+    student = tmp_path / "no-tokenizer"
+    config = tiny_bert_config(num_layers=2, hidden_size=32)
+    BertForTokenClassification(config).save_pretrained(student)
+    output_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match="student .*no-tokenizer.* missing tokenizer files"):
+        recipe.main(_recipe_flags(tiny_teacher_dir, student, output_dir))
+    assert not output_dir.exists()
+
+
+def test_a_student_that_tokenizes_as_the_teacher_takes_the_shared_path(minilm_tokenizer, cased, tmp_path):
+    from hfkdq.student_tokenizer import load_student_tokenizer
+
+    minilm_tokenizer.save_pretrained(tmp_path / "same")
+    assert load_student_tokenizer(str(tmp_path / "same"), minilm_tokenizer) is None
+    cased.save_pretrained(tmp_path / "cased")
+    assert load_student_tokenizer(str(tmp_path / "cased"), minilm_tokenizer).get_vocab() == cased.get_vocab()
+
+    # The same vocabulary read without lowercasing gives other ids for "Paris": not the same tokenization.
+    from tokenizers import normalizers
+
+    from hfkdq.compatibility import same_tokenization
+
+    cased_reading = AutoTokenizer.from_pretrained(tmp_path / "same")
+    cased_reading.backend_tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
+    assert cased_reading.get_vocab() == minilm_tokenizer.get_vocab()
+    assert not same_tokenization(cased_reading, minilm_tokenizer)
+    assert same_tokenization(AutoTokenizer.from_pretrained(tmp_path / "same"), minilm_tokenizer)
+
+
+@pytest.mark.slow
+def test_the_packaged_minilm_is_a_student_of_the_mpnet_teacher(recipe, tmp_path):
+
+    from hfkdq.resources import packaged_minilm_path
+    from hfkdq.resources.mpnet import assembled_mpnet_path
+
+    if assembled_mpnet_path() is None:
+        pytest.skip("needs the MPNet-base teacher in ~/.cache/hfkdq (make teacher-mpnet)")
+    flags = "--student_num_layers 3 --max_train_samples 16 --max_eval_samples 8 --max_seq_length 32"
+    saved = _run(
+        recipe, "sentence-transformers/all-mpnet-base-v2", packaged_minilm_path(), tmp_path / "run", flags
+    )
+    assert saved["student"]["tokenizer"] == "own"
+    assert saved["student"]["num_layers"] == 3 and saved["student"]["initialised_from_teacher_layers"] == [
+        0,
+        2,
+        4,
+    ]
+    assert saved["teacher"]["num_layers"] == 12
+    assert {"f1"} <= set(saved["student"]["metrics"]["test"])

@@ -15,6 +15,8 @@ from typing import Any
 
 from hfkdq.commands.errors import EXIT_OK, exit_status, split_verbose
 
+logger = logging.getLogger(__name__)
+
 HELP = "Fine-tune or load a teacher, distill a student, evaluate both (the NER or GLUE recipe)."
 
 EPILOG = """\
@@ -79,6 +81,7 @@ def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = N
     from hfkdq.pipeline import ModelArguments, load_tokenizer, run_experiment
     from hfkdq.recipe_args import parse_recipe_args
     from hfkdq.resources import resolve_model_name_or_path
+    from hfkdq.student_tokenizer import StudentData, load_student_tokenizer
     from hfkdq.validation import check_sequence_length
 
     model_args, data_args, training_args = parse_recipe_args(
@@ -89,13 +92,24 @@ def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = N
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     teacher_source = resolve_model_name_or_path(model_args.teacher_name_or_path)
     check_model_source(teacher_source, "teacher")
-    if model_args.student_name_or_path:
-        check_model_source(
-            resolve_model_name_or_path(model_args.student_name_or_path), "student", need_tokenizer=False
-        )
     check_sequence_length(
         data_args.max_seq_length, AutoConfig.from_pretrained(teacher_source), teacher_source
     )
     tokenizer = load_tokenizer(model_args)
+    student_tokenizer = None
+    if model_args.student_name_or_path:
+        # The student brings its own tokenizer (its embeddings are indexed by it): checked before any work.
+        student_source = resolve_model_name_or_path(model_args.student_name_or_path)
+        check_model_source(student_source, "student")
+        check_sequence_length(
+            data_args.max_seq_length, AutoConfig.from_pretrained(student_source), student_source
+        )
+        student_tokenizer = load_student_tokenizer(student_source, tokenizer)
     task = build_task(data_args, tokenizer)
-    return run_experiment(model_args, training_args, task, tokenizer, data_args)
+    student_data = None
+    if student_tokenizer is not None:
+        logger.info("The student reads its own tokens; teacher and student are compared word by word.")
+        student_data = StudentData(
+            build_task(data_args, student_tokenizer), student_tokenizer, own_tokenizer=True
+        )
+    return run_experiment(model_args, training_args, task, tokenizer, data_args, student_data)
