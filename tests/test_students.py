@@ -96,3 +96,29 @@ def test_a_student_config_gets_the_teachers_label_set():
     assert isinstance(student, BertForTokenClassification)
     assert student.config.num_labels == 5 and student.config.id2label == teacher.config.id2label
     assert student.config.num_hidden_layers == 1
+
+
+def test_some_layers_of_a_pretrained_student_are_copied_and_its_other_head_replaced(tmp_path, caplog):
+    import logging
+
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(0)
+    pretrained = BertForSequenceClassification(
+        tiny_bert_config(num_labels=2, num_layers=4, hidden_size=16, heads=2)
+    )
+    pretrained.save_pretrained(tmp_path / "pretrained")
+    teacher = BertForTokenClassification(tiny_bert_config(num_labels=5, num_layers=4))
+    with caplog.at_level(logging.WARNING, logger="hfkdq"):
+        student = load_student(str(tmp_path / "pretrained"), teacher, num_layers=2, layers="alternate")
+    assert isinstance(student, BertForTokenClassification)
+    assert student.config.num_hidden_layers == 2 and student.config.distilled_from_layers == [0, 2]
+    assert student.config.id2label == teacher.config.id2label
+    for student_layer, own_layer in ((0, 0), (1, 2)):
+        torch.testing.assert_close(
+            student.bert.encoder.layer[student_layer].output.dense.weight,
+            pretrained.bert.encoder.layer[own_layer].output.dense.weight,
+        )
+    assert any("head is replaced" in record.getMessage() for record in caplog.records)
+    with pytest.raises(ValueError, match="has 4 layers to copy from"):
+        load_student(str(tmp_path / "pretrained"), teacher, num_layers=5)
