@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hfkdq.student_init import DEFAULT_STUDENT_INIT, DEFAULT_STUDENT_NUM_LAYERS, init_help
-from hfkdq.validation import check_max_metric_drop
+from hfkdq.validation import check_max_metric_drop, check_teacher_settings
 
 
 @dataclass
@@ -29,10 +29,22 @@ class TeacherArguments:
         metadata={"help": "auto: fine-tune only a teacher without a head for these labels; always; never."},
     )
     teacher_num_train_epochs: float | None = field(
-        default=None, metadata={"help": "Epochs of teacher fine-tuning (default: num_train_epochs)."}
+        default=None,
+        metadata={
+            "help": "Epochs of teacher fine-tuning, > 0 (default: num_train_epochs). To use a teacher as "
+            "given, without fine-tuning, pass --teacher_finetune never."
+        },
+    )
+    teacher_max_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Cap the teacher's fine-tuning at this many steps, >= 1 (default: none, it trains "
+            "--teacher_num_train_epochs). --max_steps caps the student only."
+        },
     )
     teacher_learning_rate: float | None = field(
-        default=None, metadata={"help": "Learning rate of teacher fine-tuning (default: learning_rate)."}
+        default=None,
+        metadata={"help": "Learning rate of teacher fine-tuning, > 0 (default: learning_rate)."},
     )
     teacher_select_best: bool = field(
         default=True,
@@ -56,6 +68,9 @@ class TeacherArguments:
             "losses without --augment. Transfer data uses 'auto' unless a directory is given."
         },
     )
+
+    def __post_init__(self) -> None:
+        check_teacher_settings(self)
 
 
 @dataclass

@@ -25,13 +25,7 @@ from hfkdq.loss_terms import WEIGHT_FIELDS, active_terms, distillation_settings
 from hfkdq.outputs import remove_stale_staging, save_model_atomically, write_json_atomically
 from hfkdq.report import format_summary
 from hfkdq.resources import resolve_model_name_or_path
-from hfkdq.run_dir import (
-    RUN_ARTIFACTS,
-    check_not_finished,
-    recover_interrupted_run,
-    replacing_previous_run,
-    run_lock,
-)
+from hfkdq.run_dir import check_not_finished, claimed_run, run_lock
 from hfkdq.student_init import DEFAULT_STUDENT_NUM_LAYERS, choose_init_layers
 from hfkdq.student_tokenizer import (
     StudentData,
@@ -65,19 +59,14 @@ def run_experiment(
     finished directory is replaced only with ``--overwrite_output_dir``, and a failed re-run leaves the
     previous run's outputs as they were."""
     output_dir = Path(training_args.output_dir)
-    check_not_finished(
-        output_dir, training_args.overwrite_output_dir, bool(training_args.resume_from_checkpoint)
-    )
+    overwrite, resuming = training_args.overwrite_output_dir, bool(training_args.resume_from_checkpoint)
+    check_not_finished(output_dir, overwrite, resuming, restore=training_args.process_index == 0)
     if training_args.process_index != 0:
         return run_experiment_unlocked(model_args, training_args, task, tokenizer, data_args, student_data)
     with run_lock(output_dir):
-        recover_interrupted_run(output_dir)
         for stale in remove_stale_staging(output_dir):
             logger.warning("Removed %s, left by an interrupted run.", stale)
-        # A resumed run continues with the teacher its interrupted part already fine-tuned.
-        kept = ("teacher", "teacher-cache") if training_args.resume_from_checkpoint else ()
-        artifacts = tuple(name for name in RUN_ARTIFACTS if name not in kept)
-        with replacing_previous_run(output_dir, artifacts):
+        with claimed_run(output_dir, overwrite, resuming):
             return run_experiment_unlocked(
                 model_args, training_args, task, tokenizer, data_args, student_data
             )

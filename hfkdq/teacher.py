@@ -48,10 +48,6 @@ def prepare_teacher(
     head_class = auto_class_for(task.head)
     config = AutoConfig.from_pretrained(source)
     state = teacher_head_state(config, task)
-    if model_args.teacher_finetune not in ("auto", "always", "never"):
-        raise ValueError(
-            f"teacher_finetune must be auto, always or never, got {model_args.teacher_finetune!r}"
-        )
     if state == "mismatch" and model_args.teacher_finetune != "always":
         raise ValueError(
             f"teacher {model_args.teacher_name_or_path} predicts labels {_label_list(config)} but the dataset "
@@ -97,14 +93,8 @@ def prepare_teacher(
         if select_best
         else dict(eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
     )
-    teacher_args = dataclasses.replace(
-        training_args,
-        output_dir=str(teacher_dir) + "-training",
-        num_train_epochs=model_args.teacher_num_train_epochs or training_args.num_train_epochs,
-        learning_rate=model_args.teacher_learning_rate or training_args.learning_rate,
-        resume_from_checkpoint=None,
-        push_to_hub=False,  # the student is what a run publishes
-        **selection,
+    teacher_args = teacher_training_arguments(
+        model_args, training_args, output_dir=str(teacher_dir) + "-training", **selection
     )
     teacher_trainer = Trainer(
         model=teacher,
@@ -136,6 +126,50 @@ def prepare_teacher(
     return PreparedTeacher(
         teacher_trainer.model, str(teacher_dir), learning_curve(teacher_trainer.state.log_history)
     )
+
+
+def teacher_training_arguments(
+    model_args: TeacherArguments, training_args: DistillationArguments, **replaced
+) -> DistillationArguments:
+    """The run's `TrainingArguments` with the teacher's own budget, and a log line for each setting the
+    teacher does not share with the student, so none is replaced or ignored silently.
+
+    ``--max_steps`` is the student's: a quick ``--max_steps 1`` run must not distil from a one-step
+    teacher. The teacher gets ``--teacher_max_steps`` (none: its epochs) instead.
+    """
+    teacher_epochs = model_args.teacher_num_train_epochs
+    teacher_rate = model_args.teacher_learning_rate
+    teacher_steps = model_args.teacher_max_steps
+    replaced = {
+        "num_train_epochs": training_args.num_train_epochs if teacher_epochs is None else teacher_epochs,
+        "learning_rate": training_args.learning_rate if teacher_rate is None else teacher_rate,
+        "max_steps": -1 if teacher_steps is None else teacher_steps,
+        "resume_from_checkpoint": None,  # the teacher resumes from its own checkpoints
+        "push_to_hub": False,  # the student is what a run publishes
+        **replaced,
+    }
+    if training_args.max_steps > 0 and teacher_steps is None:
+        logger.warning(
+            "--max_steps %d caps the student only; the teacher fine-tunes for %s epochs (--teacher_max_steps "
+            "caps it).",
+            training_args.max_steps,
+            replaced["num_train_epochs"],
+        )
+    changed = {
+        name: (getattr(training_args, name), value)
+        for name, value in replaced.items()
+        if getattr(training_args, name) != value
+    }
+    logger.info(
+        "Teacher fine-tuning settings that differ from the student's: %s.",
+        ", ".join(f"{name}={_shown(new)} (student: {_shown(old)})" for name, (old, new) in changed.items()),
+    )
+    return dataclasses.replace(training_args, **replaced)
+
+
+def _shown(value) -> str:
+    """A setting as a user types it: an enum by its value (``epoch``, not ``IntervalStrategy.EPOCH``)."""
+    return str(getattr(value, "value", value))
 
 
 def learning_curve(log_history: list[dict]) -> list[dict[str, float]]:

@@ -83,3 +83,35 @@ def check_max_metric_drop(value: float | None) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise ValueError(f"--max_metric_drop must be a finite number of metric points >= 0, got {value!r}")
     return float(value)
+
+
+TEACHER_FINETUNE_CHOICES = ("auto", "always", "never")
+
+
+def check_teacher_settings(args: Any) -> None:
+    """The teacher's own budget means what it says: 0 epochs or a learning rate of 0 would otherwise
+    fall back to the student's settings (a falsy value read as "not set"), and train the teacher anyway."""
+    if args.teacher_finetune not in TEACHER_FINETUNE_CHOICES:
+        raise ValueError(
+            f"--teacher_finetune must be one of {', '.join(TEACHER_FINETUNE_CHOICES)}, got {args.teacher_finetune!r}"
+        )
+    epochs = args.teacher_num_train_epochs
+    if epochs is not None and not (_finite_number(epochs) and epochs > 0):
+        raise ValueError(
+            f"--teacher_num_train_epochs must be a finite number > 0, got {epochs!r}; to use the teacher as "
+            "given, without fine-tuning, pass --teacher_finetune never"
+        )
+    check_count("teacher_max_steps", args.teacher_max_steps)
+    rate = args.teacher_learning_rate
+    if rate is not None and not (_finite_number(rate) and rate > 0):
+        raise ValueError(f"--teacher_learning_rate must be a finite number > 0, got {rate!r}")
+    check_count("teacher_early_stopping_patience", args.teacher_early_stopping_patience, allow_none=False)
+    if not (_finite_number(args.teacher_min_metric) and 0 <= args.teacher_min_metric <= 1):
+        raise ValueError(
+            f"--teacher_min_metric must be a number from 0 to 1 (a metric such as F1 or accuracy), got "
+            f"{args.teacher_min_metric!r}"
+        )
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -69,6 +69,7 @@ def quick_run_flags(teacher: str, output_dir: Path) -> list[str]:
         "--student_num_layers", "2",
         "--output_dir", str(output_dir),
         "--max_steps", "3",
+        "--teacher_max_steps", "3",
         "--learning_rate", "1e-3",
         "--per_device_train_batch_size", "8",
         "--per_device_eval_batch_size", "32",

@@ -183,20 +183,39 @@ def test_resume_true_skips_half_written_checkpoints_and_an_explicit_one_is_refus
     assert resolve_resume_checkpoint(None, tmp_path) is None
 
 
-def test_a_killed_rerun_gives_back_the_previous_runs_outputs(tmp_path):
-    """A re-run killed after moving the finished run's outputs aside: the next run restores them."""
-    from hfkdq.run_dir import recover_interrupted_run
+def _tree(directory: Path) -> dict[str, str]:
+    return {str(p.relative_to(directory)): p.read_text() for p in sorted(directory.rglob("*")) if p.is_file()}
 
-    (tmp_path / "student").mkdir()
-    (tmp_path / "student" / "model.safetensors").write_text("half-written by the killed re-run")
-    aside = tmp_path / ".previous-run-999999999-1"
-    (aside / "student").mkdir(parents=True)
-    (aside / "student" / "model.safetensors").write_text("the finished run's student")
-    (aside / "results.json").write_text("{}")
 
-    assert sorted(recover_interrupted_run(tmp_path)) == ["results.json", "student"]
-    assert (tmp_path / "student" / "model.safetensors").read_text() == "the finished run's student"
-    assert (tmp_path / "results.json").is_file() and not aside.exists()
+@pytest.mark.parametrize("killed_while", ["setting_aside", "running", "restoring"])
+def test_a_killed_rerun_gives_back_the_previous_run_whenever_it_was_killed(tmp_path, killed_while):
+    """A re-run SIGKILLed while moving the finished run aside, while running, or while a later run was
+    putting the finished run back: the next run refused for want of --overwrite_output_dir puts the
+    finished run back, all of it and nothing of the killed run."""
+    from hfkdq.run_dir import ASIDE, check_not_finished
+
+    finished = {"results.json": "{}", "student/model.safetensors": "A", "checkpoint-4/optimizer.pt": "A"}
+    aside = tmp_path / ASIDE
+    for name, text in finished.items():
+        target = (aside if name != "checkpoint-4/optimizer.pt" else tmp_path) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    if killed_while == "running":
+        (aside / ".complete").touch()
+        os.replace(tmp_path / "checkpoint-4", aside / "checkpoint-4")
+        (tmp_path / "checkpoint-2").mkdir()
+        (tmp_path / "checkpoint-2" / "optimizer.pt").write_text("B")
+        (tmp_path / "teacher").mkdir()
+        (tmp_path / "teacher" / "model.safetensors").write_text("B")
+    elif killed_while == "restoring":
+        (aside / ".complete").touch()
+        (aside / ".restoring").touch()
+        os.replace(aside / "student", tmp_path / "student")  # restored before the kill
+    (tmp_path / "notes.txt").write_text("the user's own file")
+
+    with pytest.raises(FileExistsError, match="holds a finished run"):
+        check_not_finished(tmp_path, overwrite=False)
+    assert _tree(tmp_path) == finished | {"notes.txt": "the user's own file"}
 
 
 @pytest.mark.parametrize("writer", ["atomic_output_dir", "write_json_atomically"])

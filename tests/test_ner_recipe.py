@@ -360,7 +360,7 @@ def test_a_finished_run_is_kept_unless_overwritten_and_a_failed_rerun_restores_i
     assert (output_dir / "student" / "model.safetensors").read_bytes() == weights, (
         "student and results stay one run"
     )
-    assert not list(output_dir.glob(".previous-run-*")) and not (output_dir / ".hfkdq-run.lock").exists()
+    assert not list(output_dir.glob(".previous-run*")) and not (output_dir / ".hfkdq-run.lock").exists()
 
 
 def test_a_second_concurrent_run_is_refused(recipe, tiny_teacher_dir, tmp_path):

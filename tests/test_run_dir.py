@@ -35,7 +35,16 @@ def test_a_finished_directory_needs_overwrite(tmp_path):
     with pytest.raises(FileExistsError, match="--overwrite_output_dir"):
         check_not_finished(tmp_path, overwrite=False)
     check_not_finished(tmp_path, overwrite=True)
-    check_not_finished(tmp_path, overwrite=False, resuming=True)
+    with pytest.raises(FileExistsError, match="--overwrite_output_dir"):
+        check_not_finished(tmp_path, overwrite=False, resuming=True)
+    with pytest.raises(FileExistsError, match="nothing to resume"):
+        check_not_finished(tmp_path, overwrite=True, resuming=True)
+
+
+def test_an_output_dir_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(FileExistsError, match=r"--output_dir .*out is a file, not a directory"):
+        check_not_finished(tmp_path / "out", overwrite=True)
 
 
 def _saved_student(directory, tokenizer=None):

@@ -116,3 +116,88 @@ def test_early_stopping_does_not_stop_a_teacher_that_has_not_started_to_learn(
     curve = prepare_teacher(model_args, args, task, minilm_tokenizer).learning_curve
 
     assert [entry["eval_f1"] for entry in curve] == [0.0, 0.0, 0.0, 0.3, 0.4]
+
+
+def _headless_teacher(tmp_path):
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config(num_labels=2, num_layers=2, hidden_size=32)).save_pretrained(
+        tmp_path / "encoder"
+    )
+    return str(tmp_path / "encoder")
+
+
+def test_max_steps_caps_the_student_only_and_the_teacher_gets_its_own_cap(minilm_tokenizer, tmp_path, caplog):
+    """Issue 20, case 3: a quick ``--max_steps 1`` run used to fine-tune a one-step teacher too, silently."""
+    task = tiny_ner_task(minilm_tokenizer, "btc", train_sentences=16, eval_sentences=8)  # 2 steps an epoch
+    args = DistillationArguments(
+        output_dir=str(tmp_path / "run"),
+        max_steps=1,
+        per_device_train_batch_size=8,
+        report_to=[],
+        use_cpu=True,
+    )
+    teacher = _headless_teacher(tmp_path)
+
+    curve = prepare_teacher(
+        ModelArguments(teacher_name_or_path=teacher, teacher_num_train_epochs=2), args, task, minilm_tokenizer
+    ).learning_curve
+    assert [point["step"] for point in curve] == [2, 4], (
+        "two whole epochs, whatever the student's --max_steps"
+    )
+    assert "--max_steps 1 caps the student only" in caplog.text
+
+    capped = prepare_teacher(
+        ModelArguments(teacher_name_or_path=teacher, teacher_num_train_epochs=2, teacher_max_steps=3),
+        args,
+        task,
+        minilm_tokenizer,
+    ).learning_curve
+    assert capped[-1]["step"] == 3
+
+
+def test_every_teacher_setting_that_differs_from_the_students_is_logged(minilm_tokenizer, tmp_path, caplog):
+    import logging
+
+    from hfkdq.teacher import teacher_training_arguments
+
+    args = DistillationArguments(
+        output_dir=str(tmp_path / "run"), num_train_epochs=3, learning_rate=1e-3, report_to=[], use_cpu=True
+    )
+    with caplog.at_level(logging.INFO, logger="hfkdq.teacher"):
+        teacher_args = teacher_training_arguments(
+            ModelArguments(teacher_num_train_epochs=5, teacher_learning_rate=3e-4),
+            args,
+            eval_strategy="epoch",
+        )
+    assert (teacher_args.num_train_epochs, teacher_args.learning_rate) == (5, 3e-4)
+    for logged in (
+        "num_train_epochs=5 (student: 3)",
+        "learning_rate=0.0003 (student: 0.001)",
+        "eval_strategy=epoch (student: no)",
+    ):
+        assert logged in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("teacher_num_train_epochs", 0),
+        ("teacher_num_train_epochs", -1),
+        ("teacher_num_train_epochs", float("nan")),
+        ("teacher_num_train_epochs", float("inf")),
+        ("teacher_learning_rate", 0),
+        ("teacher_learning_rate", -1e-4),
+        ("teacher_learning_rate", float("nan")),
+        ("teacher_max_steps", 0),
+        ("teacher_max_steps", -5),
+        ("teacher_early_stopping_patience", 0),
+        ("teacher_min_metric", 1.5),
+        ("teacher_min_metric", float("nan")),
+        ("teacher_finetune", "sometimes"),
+    ],
+)
+def test_a_teacher_setting_that_would_silently_fall_back_is_refused(flag, value):
+    """Issue 20, case 2: ``--teacher_num_train_epochs 0`` used to train ``num_train_epochs`` without a word
+    (``0 or num_train_epochs``); a teacher used as given is ``--teacher_finetune never``."""
+    with pytest.raises(ValueError, match=f"--{flag} must be"):
+        ModelArguments(**{flag: value})

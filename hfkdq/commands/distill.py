@@ -81,6 +81,7 @@ def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = N
     from hfkdq.pipeline import ModelArguments, load_tokenizer, run_experiment
     from hfkdq.recipe_args import parse_recipe_args
     from hfkdq.resources import resolve_model_name_or_path
+    from hfkdq.run_dir import check_not_finished
     from hfkdq.student_tokenizer import StudentData, load_student_tokenizer
     from hfkdq.validation import check_sequence_length
 
@@ -90,6 +91,12 @@ def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = N
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     logging.getLogger("hfkdq").setLevel(training_args.get_process_log_level())
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    check_not_finished(  # before any model is loaded or data read
+        training_args.output_dir,
+        training_args.overwrite_output_dir,
+        bool(training_args.resume_from_checkpoint),
+        restore=training_args.process_index == 0,
+    )
     teacher_source = resolve_model_name_or_path(model_args.teacher_name_or_path)
     check_model_source(teacher_source, "teacher")
     check_sequence_length(
