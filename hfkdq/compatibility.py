@@ -88,14 +88,19 @@ def check_equal_head_counts(student: PreTrainedModel, teacher: PreTrainedModel) 
         )
 
 
-def check_cross_tokenizer_terms(args, paired: bool, word_aligned: bool) -> None:
+def check_cross_tokenizer_terms(args, paired: bool, word_aligned: bool, token_head: bool = False) -> None:
     """Loss terms that have no meaning when teacher and student read different tokens.
 
     Attention maps are token-by-token matrices, which cannot be paired across two tokenizers; hidden
-    states are compared at aligned words, which sequence tasks do not have.
+    states and token logits are compared at aligned words, which sequence tasks do not have.
     """
     if not paired:
         return
+    if token_head and not word_aligned:
+        raise ValueError(
+            "a token-classification student with its own tokenizer is compared word by word, and this training "
+            "set has no word positions: build it with hfkdq.data.paired.pair_features(..., token_level=True)"
+        )
     if args.attention_weight > 0:
         raise ValueError(
             "the attention loss compares token-by-token attention maps, which do not line up across two "

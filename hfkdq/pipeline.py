@@ -129,7 +129,7 @@ def run_experiment_unlocked(
         check_student_vocabulary(student_config, student.tokenizer, student_source)
     train_dataset = task.train_dataset
     if student.own_tokenizer:
-        check_cross_tokenizer_terms(training_args, True, task.head == "token")
+        check_cross_tokenizer_terms(training_args, True, task.head == "token", task.head == "token")
         if model_args.augment:
             raise ValueError(
                 "--augment makes new views with the teacher's tokenizer, and this student reads its own "

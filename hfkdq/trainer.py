@@ -37,7 +37,7 @@ from hfkdq.data.paired import (
 )
 from hfkdq.data.word_alignment import aligned_mask, to_student_frame
 from hfkdq.distillation_model import StudentWithProjections, make_projections
-from hfkdq.heads import IGNORE_INDEX
+from hfkdq.heads import IGNORE_INDEX, head_of_architectures
 from hfkdq.layer_map import resolve_layer_map
 from hfkdq.loss_terms import DistillationBatch, active_terms, teacher_outputs_needed
 from hfkdq.teacher_cache import CachedTeacherCollator, TeacherOutputCache, cached_teacher_logits
@@ -81,6 +81,7 @@ class DistillationTrainer(Trainer):
             args,
             self.paired,
             TEACHER_WORD_POSITIONS in (kwargs["train_dataset"].column_names if self.paired else ()),
+            head_of_architectures([type(model).__name__]) == "token",
         )
         self.teacher = teacher_model
         self.terms = active_terms(args)

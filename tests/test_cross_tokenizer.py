@@ -399,3 +399,35 @@ def test_the_packaged_minilm_is_a_student_of_the_mpnet_teacher(recipe, tmp_path)
     ]
     assert saved["teacher"]["num_layers"] == 12
     assert {"f1"} <= set(saved["student"]["metrics"]["test"])
+
+
+def test_transfer_data_for_a_cross_tokenizer_student_is_paired_and_labelled_once_through_the_cache(
+    recipe, tiny_teacher_dir, cased_student_dir, tmp_path
+):
+    flags = "--transfer_train_remainder true --max_train_samples 24 --hidden_weight 0 --student_num_layers 3"
+    saved = _run(recipe, tiny_teacher_dir, cased_student_dir, tmp_path / "run", flags)
+    assert saved["student"]["tokenizer"] == "own"
+    assert saved["student"]["transfer_examples"] == 24  # --transfer_ratio 1: as many as the labelled ones
+    assert saved["student"]["teacher_cache"] is not None
+    assert {"f1"} <= set(saved["student"]["metrics"]["test"])
+
+
+def test_a_token_student_paired_without_word_positions_is_refused(ner, cased, tmp_path):
+    teacher_task, student_task, _ = ner
+    unaligned = pair_features(teacher_task.raw_train, teacher_task.featurize, student_task.featurize, False)
+    teacher, student = _models(
+        len(teacher_task.label_names), len(cased), label_names=teacher_task.label_names
+    )
+    with pytest.raises(ValueError, match="has no word positions: build it with .*token_level=True"):
+        _trainer(teacher, student, unaligned, cased, student_task.data_collator, _args(tmp_path))
+
+
+def test_a_tokenizer_with_more_ids_than_the_students_embeddings_is_refused(cased):
+    from hfkdq.student_tokenizer import check_student_vocabulary
+
+    config = tiny_bert_config()
+    config.vocab_size = len(cased) - 1
+    with pytest.raises(ValueError, match="its tokenizer has .* tokens but its embeddings only"):
+        check_student_vocabulary(config, cased, "student-dir")
+    config.vocab_size = len(cased)
+    check_student_vocabulary(config, cased, "student-dir")

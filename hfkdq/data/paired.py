@@ -71,7 +71,7 @@ def pair_features(
 
 def _word_ids(encoding: Any, index: int) -> list[int | None]:
     if not callable(getattr(encoding, "word_ids", None)) or not getattr(encoding, "encodings", None):
-        raise TypeError(
+        raise ValueError(
             "word alignment needs word_ids(), which only fast (Rust) tokenizers provide: load both "
             "tokenizers with AutoTokenizer.from_pretrained(..., use_fast=True)"
         )
