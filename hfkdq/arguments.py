@@ -13,7 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hfkdq.student_init import DEFAULT_STUDENT_INIT, DEFAULT_STUDENT_NUM_LAYERS, init_help
-from hfkdq.validation import check_max_metric_drop, check_teacher_settings
+from hfkdq.validation import (
+    check_max_metric_drop,
+    check_positive_number,
+    check_share,
+    check_teacher_settings,
+)
 
 
 @dataclass
@@ -137,6 +142,11 @@ class TransferArguments:
         },
     )
 
+    def __post_init__(self) -> None:
+        check_share("augment_probability", self.augment_probability)
+        check_share("augment_rate", self.augment_rate)
+        check_positive_number("transfer_ratio", self.transfer_ratio)
+
 
 @dataclass
 class QuantizationArguments:
@@ -169,6 +179,11 @@ class QuantizationArguments:
 
     def __post_init__(self) -> None:
         check_max_metric_drop(self.max_metric_drop)
+        if self.quantize_eval_split is not None and not self.quantize:
+            raise ValueError(
+                f"--quantize_eval_split {self.quantize_eval_split} applies only with --quantize: add --quantize "
+                "METHODS, or drop it"
+            )
         if self.latency_repeats < 1 or self.latency_warmup < 0:
             raise ValueError(
                 f"--latency_repeats must be >= 1 and --latency_warmup >= 0; got {self.latency_repeats} "

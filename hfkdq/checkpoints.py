@@ -105,3 +105,32 @@ def resolve_resume_checkpoint(
             f"{hint}, or pass --resume_from_checkpoint true"
         )
     return str(checkpoint)
+
+
+SHAPE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")
+"""Config values that decide a student's weight shapes: a checkpoint of another shape cannot be resumed."""
+
+
+def check_checkpoint_fits(checkpoint: str | Path | None, planned: dict) -> None:
+    """Refuse to resume `checkpoint` into a student of another shape (`planned`: SHAPE_KEYS values, None
+    for unknown), naming the setting that changed; transformers would fail with a list of unexpected keys."""
+    if checkpoint is None or not (Path(checkpoint) / "config.json").is_file():
+        return
+    saved = json.loads((Path(checkpoint) / "config.json").read_text(encoding="utf-8"))
+    changed = {
+        key: (saved[key], value)
+        for key, value in planned.items()
+        if key in SHAPE_KEYS and value is not None and key in saved and saved[key] != value
+    }
+    if changed:
+        settings = ", ".join(f"{key} {old} (this run: {new})" for key, (old, new) in changed.items())
+        layers = changed.get("num_hidden_layers")
+        hint = (
+            f"pass --student_num_layers {layers[0]} as the interrupted run did"
+            if layers
+            else ("resume with the interrupted run's student settings")
+        )
+        raise ValueError(
+            f"--resume_from_checkpoint: {checkpoint} holds a student with {settings}: {hint}, or start a new run "
+            "without --resume_from_checkpoint (with --overwrite_output_dir)"
+        )

@@ -115,6 +115,38 @@ def _check_weights(path: Path, what: str) -> None:
     _fail(path, what, f"missing weights ({' or '.join(WEIGHT_FILES)})")
 
 
+REWRITE_HINT = "write it again (model.save_pretrained(dir), or hfkdq quantize --overwrite for a variant)"
+
+
+def check_weight_files(path: str | Path, what: str = "model") -> None:
+    """The weights of a saved model or variant are whole: every safetensors file (or shard) has all the
+    bytes its header promises, every ONNX graph parses. Read before loading, so a truncated file is named
+    with the fix instead of surfacing as a `SafetensorError` or an ONNX Runtime protobuf error."""
+    path = Path(path)
+    try:
+        if any((path / name).is_file() for name in (*WEIGHT_FILES, *INDEX_FILES)):
+            _check_weights(path, what)
+        for graph in sorted(path.glob("*.onnx")):
+            _check_onnx(graph, what, path)
+    except NotASavedModelError as error:
+        raise NotASavedModelError(f"{error}; {REWRITE_HINT}") from None
+
+
+def _check_onnx(file: Path, what: str, model_dir: Path) -> None:
+    if file.stat().st_size == 0:
+        _fail(model_dir, what, f"corrupt {file.name} (empty file)")
+    try:
+        import onnx
+    except ImportError:  # the ONNX extra is missing: loading the variant says so
+        return
+    try:
+        onnx.load(str(file), load_external_data=False)
+    except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and onnx's own errors alike
+        _fail(
+            model_dir, what, f"corrupt {file.name} (truncated or not an ONNX model: {type(error).__name__})"
+        )
+
+
 def check_model_source(name_or_path: str, what: str = "model", need_tokenizer: bool = True) -> None:
     """Check a local model directory file by file; Hub ids pass (unless the Hub is off and nothing is cached).
 

@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
 def check_output_dir(output_dir: str | Path, overwrite: bool = False) -> Path:
     """Fail before any work if the output exists and may not be replaced."""
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"{output_dir} is a file, not a directory: choose another --output_dir")
     if output_dir.exists() and not overwrite:
         raise FileExistsError(
             f"{output_dir} already exists; pass overwrite=True (CLI: --overwrite) to replace it."

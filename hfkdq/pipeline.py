@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, Trainer, se
 
 from hfkdq.arguments import ModelArguments
 from hfkdq.augment import augmented_training_set
-from hfkdq.checkpoints import resolve_resume_checkpoint
+from hfkdq.checkpoints import check_checkpoint_fits, resolve_resume_checkpoint
 from hfkdq.compatibility import check_cross_tokenizer_terms
 from hfkdq.config import DistillationArguments
 from hfkdq.environment import capture_environment
@@ -168,6 +168,7 @@ def run_experiment_unlocked(
     set_seed(training_args.seed)
 
     resume_checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, output_dir)
+    check_checkpoint_fits(resume_checkpoint, {"num_hidden_layers": student_depth(model_args)})
     if training_args.resume_from_checkpoint and model_args.teacher_name_or_path != str(
         output_dir / "teacher"
     ):
@@ -190,6 +191,7 @@ def run_experiment_unlocked(
         )
     set_seed(training_args.seed)
     student_model = build_student(model_args, teacher)
+    check_checkpoint_fits(resume_checkpoint, student_model.config.to_dict())
 
     cache = None
     if model_args.teacher_cache:
@@ -423,10 +425,24 @@ def build_student(model_args: ModelArguments, teacher: PreTrainedModel) -> PreTr
     return make_student(teacher, student_depth(model_args), model_args.student_layers)
 
 
+CACHE_FIX = (
+    "Pass --teacher_cache auto (kept in <output_dir>/teacher-cache), a new or empty directory, or delete it."
+)
+
+
 def check_teacher_cache_settings(model_args: ModelArguments, training_args: DistillationArguments) -> None:
-    """The cache holds logits for the fixed training set: refuse it where that is not what trains."""
+    """The cache holds logits for the fixed training set: refuse it where that is not what trains, and
+    refuse a directory that is not a cache before the teacher is fine-tuned."""
     if not model_args.teacher_cache:
         return
+    if model_args.teacher_cache != "auto":
+        from hfkdq.teacher_cache import cache_problem
+
+        problem = cache_problem(model_args.teacher_cache)
+        if problem is not None:
+            raise ValueError(
+                f"--teacher_cache {model_args.teacher_cache} is not a teacher-output cache: {problem}. {CACHE_FIX}"
+            )
     if model_args.augment:
         raise ValueError(
             "--teacher_cache stores the teacher's logits for the fixed training set; --augment changes what "
@@ -467,9 +483,12 @@ def _teacher_cache(model_args, training_args, teacher, teacher_source, train_dat
         if (directory / CACHE_METADATA).is_file():
             try:
                 TeacherOutputCache.load(directory).check(teacher, train_dataset)
-            except StaleTeacherCacheError:
+            except StaleTeacherCacheError as error:
                 if model_args.teacher_cache != "auto":
-                    raise  # a directory the user named is not silently replaced
+                    # A directory the user named is not silently replaced.
+                    raise StaleTeacherCacheError(
+                        f"--teacher_cache {directory}: {error} {CACHE_FIX}"
+                    ) from None
                 logger.info("Rebuilding the stale teacher cache in %s for this teacher and data.", directory)
                 build_teacher_cache(
                     teacher,
@@ -481,7 +500,14 @@ def _teacher_cache(model_args, training_args, teacher, teacher_source, train_dat
                 )
         else:
             build_teacher_cache(
-                teacher, train_dataset, task.data_collator, directory, teacher_name_or_path=teacher_source
+                teacher,
+                train_dataset,
+                task.data_collator,
+                directory,
+                teacher_name_or_path=teacher_source,
+                # An empty directory is free, and 'auto' is the run's own: what is there is rebuilt.
+                overwrite=model_args.teacher_cache == "auto"
+                or (directory.is_dir() and not any(directory.iterdir())),
             )
     return TeacherOutputCache.load(directory)
 

@@ -85,6 +85,38 @@ def _data_fingerprint(keys: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
+REQUIRED_METADATA = ("format_version", "teacher_fingerprint", "num_examples", "data_fingerprint")
+
+
+def cache_problem(path: str | Path) -> str | None:
+    """Why `path` cannot serve as a teacher-output cache, or None: a whole cache, an empty directory or
+    nothing yet (both get one built). Read before any work, so a foreign or damaged directory is named
+    before the teacher is fine-tuned, not after."""
+    path = Path(path)
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return None
+    if not path.is_dir():
+        return "it is a file"
+    metadata_file = path / CACHE_METADATA
+    if not metadata_file.is_file():
+        return f"it holds other files and no {CACHE_METADATA}"
+    try:
+        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return f"its {CACHE_METADATA} is not valid JSON"
+    missing = [key for key in REQUIRED_METADATA if not isinstance(metadata, dict) or key not in metadata]
+    if missing:
+        return f"its {CACHE_METADATA} lacks {', '.join(missing)}"
+    if metadata["format_version"] != FORMAT_VERSION:
+        return f"it has cache format {metadata['format_version']}, this hfkdq reads {FORMAT_VERSION}"
+    try:
+        files = [entry["filename"] for entry in json.loads((path / "state.json").read_text())["_data_files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its Arrow table is missing or damaged (state.json)"
+    absent = [name for name in files if not (path / name).is_file()]
+    return f"its Arrow table is missing {', '.join(absent)}" if absent else None
+
+
 @dataclass(frozen=True)
 class TeacherOutputCache:
     """A cache directory written by `build_teacher_cache`: its metadata and its Arrow table."""
@@ -101,12 +133,12 @@ class TeacherOutputCache:
                 f"{path} is not a teacher-output cache (no {CACHE_METADATA}); build one with "
                 "hfkdq.teacher_cache.build_teacher_cache"
             )
-        metadata = json.loads(metadata_file.read_text())
-        if metadata.get("format_version") != FORMAT_VERSION:
+        problem = cache_problem(path)
+        if problem is not None:
             raise StaleTeacherCacheError(
-                f"{path} has cache format {metadata.get('format_version')}, this hfkdq reads {FORMAT_VERSION}: rebuild it"
+                f"{path} is not a usable teacher-output cache: {problem}; rebuild it"
             )
-        return cls(path, metadata)
+        return cls(path, json.loads(metadata_file.read_text(encoding="utf-8")))
 
     @property
     def top_k(self) -> int | None:

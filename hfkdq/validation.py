@@ -6,8 +6,11 @@ Each failure names the flag (or file and split) and the fix; none of them may su
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "bart")
 """Model types whose position ids start after the padding index, so two positions are not usable."""
@@ -115,3 +118,42 @@ def check_teacher_settings(args: Any) -> None:
 
 def _finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_entity_types(raw: Any, label_names: list[str], sources: dict[str, str] | None = None) -> None:
+    """NER data a model can learn from: the training split has entities (else the teacher and student
+    learn to tag everything O, and the run fails only after the teacher has trained), and entity types
+    only the evaluation splits have are named (they are scored, but nothing trains on them)."""
+    types = {split: _entity_types(raw[split]["ner_tags"], label_names) for split in raw}
+    if "train" in types and not types["train"]:
+        where = f" ({sources['train']})" if sources and "train" in sources else ""
+        raise ValueError(
+            f"the train split{where} has no entities: every tag is O, so there is nothing to learn; check that "
+            "the tag is the last column of each line, or raise --max_train_samples"
+        )
+    for split, found in types.items():
+        unseen = sorted(found - types.get("train", found))
+        if unseen:
+            logger.warning(
+                "The %s split has entity types the training set lacks (%s): they are scored, but no model "
+                "learns them. Add training examples of them, or evaluate on data without them.",
+                split,
+                ", ".join(unseen),
+            )
+
+
+def _entity_types(tag_rows: Any, label_names: list[str]) -> set[str]:
+    ids = {tag for row in tag_rows for tag in row}
+    return {label_names[tag].split("-", 1)[-1] for tag in ids if label_names[tag] != "O"}
+
+
+def check_share(name: str, value: Any) -> None:
+    """A probability or share: a finite number from 0 to 1."""
+    if not (_finite_number(value) and 0 <= value <= 1):
+        raise ValueError(f"--{name} must be a number from 0 to 1, got {value!r}")
+
+
+def check_positive_number(name: str, value: Any) -> None:
+    """A ratio or scale: a finite number > 0."""
+    if not (_finite_number(value) and value > 0):
+        raise ValueError(f"--{name} must be a finite number > 0, got {value!r}")

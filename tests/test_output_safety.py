@@ -24,9 +24,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TEST_DATA
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from hfkdq.run_dir import run_entries
 
@@ -120,16 +119,15 @@ def assert_one_finished_run(output_dir: Path, seed: int) -> None:
     assert seeds_of(output_dir) == {seed}, f"files of several runs: seeds {seeds_of(output_dir)}"
 
 
-class OneOutputDirectory(RuleBasedStateMachine):
-    """Runs into one output directory. The model: the last finished run's files (`finished`), and
-    `pending`, the seed of a killed run that may have finished just before its kill."""
+class OneOutputDirectory:
+    """Runs into one output directory, checked against a model of it: the last finished run's files
+    (`finished`), and `pending`, the seed of a killed run that may have finished just before its kill."""
 
     teacher: Path
     root: Path
     data: list[str]
 
     def __init__(self):
-        super().__init__()
         self.output_dir = self.root / f"run-{time.monotonic_ns()}"
         self.seeds = iter(range(100, 10_000))
         self.finished: dict[str, str] | None = None
@@ -149,7 +147,6 @@ class OneOutputDirectory(RuleBasedStateMachine):
         status = _launch(argv, log, kill_after)
         return status, log.read_text()
 
-    @initialize()
     def a_finished_run(self):
         seed = next(self.seeds)
         started = time.monotonic()
@@ -163,11 +160,6 @@ class OneOutputDirectory(RuleBasedStateMachine):
         self.finished, self.finished_seed = run_files(self.output_dir), seed
         self.pending, self.killed_seed, self.stable = None, None, True
 
-    @rule(
-        overwrite=st.booleans(),
-        resume=st.booleans(),
-        kill_at=st.none() | st.floats(min_value=0.0, max_value=1.0),
-    )
     def run(self, overwrite: bool, resume: bool, kill_at: float | None):
         seed = self.killed_seed if resume and self.killed_seed is not None else next(self.seeds)
         before = everything(self.output_dir)
@@ -227,22 +219,39 @@ def _first_sentences(source: str, count: int, target: Path) -> str:
     return str(target)
 
 
+STEP = st.tuples(
+    st.booleans(),  # --overwrite_output_dir
+    st.booleans(),  # --resume_from_checkpoint true
+    st.none() | st.floats(min_value=0.0, max_value=1.0),  # SIGKILL after this share of a run, or never
+)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forks the recipe processes")
 def test_the_last_finished_run_survives_any_sequence_of_runs_kills_and_resumes(
     tiny_teacher_dir, tiny_ner_files, tmp_path
 ):
+    """After a finished run, any sequence of (overwrite?, resume?, killed when?) runs into its directory."""
     OneOutputDirectory.data = tiny_ner_files
     OneOutputDirectory.teacher = tiny_teacher_dir
     OneOutputDirectory.root = tmp_path
-    OneOutputDirectory.TestCase.settings = settings(
-        max_examples=3,
-        stateful_step_count=4,
+
+    @settings(
+        max_examples=2,  # and the explicit example: 3 sequences, about 15 runs
         deadline=None,
         derandomize=True,
         phases=[Phase.explicit, Phase.generate],  # no shrinking: each step is a process
         suppress_health_check=list(HealthCheck),
     )
-    OneOutputDirectory.TestCase().runTest()
+    @given(st.lists(STEP, min_size=3, max_size=4))
+    @example([(True, False, 0.5), (False, False, None), (True, True, None)])  # issue 20, case 1
+    def sequences(steps):
+        directory = OneOutputDirectory()
+        directory.a_finished_run()
+        for overwrite, resume, kill_at in steps:
+            directory.run(overwrite, resume, kill_at)
+        directory.teardown()
+
+    sequences()
 
 
 def _distilling_with_seed(output_dir: Path, seed: int) -> bool:

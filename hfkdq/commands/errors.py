@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 EXIT_OK = 0
 EXIT_ERROR = 1
-"""A usage, data or model error: one line, no traceback (argparse's own usage errors exit 2)."""
+"""A usage, data or model error: one line, no traceback (argparse's usage errors included, see commands.flags)."""
 EXIT_METRIC_DROP = 3
 """A quantized variant lost more metric points than `--max_metric_drop` allows."""
 

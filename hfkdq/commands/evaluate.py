@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hfkdq.commands.errors import EXIT_OK
+from hfkdq.commands.flags import existing_path, file_to_write, torch_device, whole_number
 
 HELP = "Evaluate one saved model or quantized variant on a data set, with the training metric code."
 EPILOG = """\
@@ -43,19 +44,25 @@ def add_evaluation_data_arguments(parser: argparse.ArgumentParser) -> argparse._
     )
     data.add_argument(
         "--eval_file",
+        type=existing_path,
         default=None,
         help="Held-out file (CoNLL for NER, TSV/CSV/JSON for GLUE); with --data_dir it replaces that split.",
     )
     data.add_argument(
         "--data_dir",
+        type=existing_path,
         default=None,
         help="Directory with train/dev(validation)/test files; NER default: embedded BTC.",
     )
     data.add_argument(
         "--eval_split", default=None, help="Split to evaluate: validation (default), test, train, ..."
     )
-    data.add_argument("--max_eval_samples", type=int, default=None, help="Evaluate on the first N examples.")
-    data.add_argument("--max_seq_length", type=int, default=128, help="Truncate evaluation inputs (tokens).")
+    data.add_argument(
+        "--max_eval_samples", type=whole_number(1), default=None, help="Evaluate on the first N examples."
+    )
+    data.add_argument(
+        "--max_seq_length", type=whole_number(2), default=128, help="Truncate evaluation inputs (tokens)."
+    )
     return data
 
 
@@ -73,14 +80,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "written by hfkdq quantize (onnx-*, bnb-*, torch-int8).",
     )
     add_evaluation_data_arguments(parser)
-    parser.add_argument("--batch_size", type=int, default=32, help="Evaluation batch size.")
+    parser.add_argument("--batch_size", type=whole_number(1), default=32, help="Evaluation batch size.")
     parser.add_argument(
         "--device",
+        type=torch_device,
         default=None,
         help="cpu, cuda, cuda:1 ... (default: where the variant's method runs; fp32 on CPU). "
         "ONNX Runtime and torch-int8 variants always run on the CPU.",
     )
-    parser.add_argument("--output", default=None, help="Also write the metrics to this JSON file.")
+    parser.add_argument(
+        "--output", type=file_to_write, default=None, help="Also write the metrics to this JSON file."
+    )
 
 
 def evaluate_saved_model(

@@ -6,8 +6,8 @@
 
 A verb is a module of `hfkdq.commands` with `HELP`, `EPILOG` (the examples that end its --help),
 `add_arguments(parser)` and `run(args) -> int`, the exit status; `VERBS` lists them in --help order.
-Exit statuses (`hfkdq.commands.errors`): 0 success, 1 a usage/data/model error (message, no
-traceback), 2 argparse's own usage errors, 3 a variant lost more metric points than `--max_metric_drop`
+Exit statuses (`hfkdq.commands.errors`): 0 success, 1 a usage/data/model error, argparse's own
+included (one line, no traceback), 3 a variant lost more metric points than `--max_metric_drop`
 allows.
 """
 
@@ -21,6 +21,7 @@ from types import ModuleType
 
 from hfkdq.commands import distill, evaluate, push, quantize, report
 from hfkdq.commands.errors import exit_status, split_verbose
+from hfkdq.commands.flags import OneLineArgumentParser
 
 VERBS: dict[str, ModuleType] = {
     "distill": distill,
@@ -32,7 +33,7 @@ VERBS: dict[str, ModuleType] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hfkdq", description="Distil and quantize BERT-style encoders.")
+    parser = OneLineArgumentParser(prog="hfkdq", description="Distil and quantize BERT-style encoders.")
     parser.add_argument("-v", "--verbose", action="store_true", help="Log progress (INFO).")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, verb in VERBS.items():

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from hfkdq.commands.errors import EXIT_ERROR, EXIT_METRIC_DROP, EXIT_OK, print_banner
+from hfkdq.commands.flags import finite_number
 
 HELP = (
     "Publish a run to the Hugging Face Hub: student on main, each variant on its own branch, model card, "
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo_id", required=True, help="Hub repo, namespace/name (created when missing).")
     parser.add_argument(
         "--max_metric_drop",
-        type=float,
+        type=finite_number(0),
         default=None,
         help="Do not push a variant that lost more than this many metric points (x100) vs the fp32 student, "
         "as measured in quantized/results.json; exit 3 when one was kept back.",

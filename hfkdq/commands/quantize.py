@@ -9,6 +9,8 @@ import argparse
 
 from hfkdq.commands.errors import EXIT_METRIC_DROP, EXIT_OK, print_banner
 from hfkdq.commands.evaluate import add_evaluation_data_arguments, evaluation_data_options
+from hfkdq.commands.flags import directory_to_write, existing_path, finite_number, whole_number
+from hfkdq.quantization.onnx import CPU_TARGETS
 
 HELP = "Quantize a saved student with several methods, evaluate and benchmark every variant."
 DEFAULT_METHODS = "onnx-int8,bnb-8bit,bnb-4bit,torch-int8"
@@ -54,25 +56,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"({_extras_note()}).",
     )
     parser.add_argument(
-        "--output_dir", required=True, help="Gets one directory per method + results/report/plot."
+        "--output_dir",
+        type=directory_to_write,
+        required=True,
+        help="Gets one directory per method + results/report/plot.",
     )
     data = add_evaluation_data_arguments(parser)
     data.add_argument(
-        "--train_file", default=None, help="Training file: calibration samples for static int8."
+        "--train_file",
+        type=existing_path,
+        default=None,
+        help="Training file: calibration samples for static int8.",
     )
     parser.add_argument(
         "--max_metric_drop",
-        type=float,
+        type=finite_number(0),
         default=None,
         help="Fail (exit 3) when a variant loses more than this many metric points (x100) vs the fp32 student.",
     )
-    parser.add_argument("--teacher_dir", default=None, help="Also evaluate this fp32 teacher, for reference.")
+    parser.add_argument(
+        "--teacher_dir",
+        type=existing_path,
+        default=None,
+        help="Also evaluate this fp32 teacher, for reference.",
+    )
     onnx = parser.add_argument_group("ONNX Runtime")
     onnx.add_argument(
-        "--calibration_samples", type=int, default=100, help="Static int8: training samples to use."
+        "--calibration_samples",
+        type=whole_number(1),
+        default=100,
+        help="Static int8: training samples to use.",
     )
     onnx.add_argument(
         "--cpu_target",
+        choices=CPU_TARGETS,
         default=None,
         help="avx512_vnni, avx512, avx2 or arm64 (default: detected from CPU flags).",
     )
@@ -90,12 +107,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ORT graph optimisation level (0: none).",
     )
     bench = parser.add_argument_group("measurement")
-    bench.add_argument("--batch_size", type=int, default=32, help="Evaluation batch size.")
-    bench.add_argument("--latency_seq_len", type=int, default=128)
+    bench.add_argument("--batch_size", type=whole_number(1), default=32, help="Evaluation batch size.")
+    bench.add_argument("--latency_seq_len", type=whole_number(2), default=128)
     bench.add_argument(
-        "--latency_repeats", type=int, default=20, help="Timed runs per batch size (0: skip latency)."
+        "--latency_repeats",
+        type=whole_number(0),
+        default=20,
+        help="Timed runs per batch size (0: skip latency).",
     )
-    bench.add_argument("--latency_warmup", type=int, default=3)
+    bench.add_argument("--latency_warmup", type=whole_number(0), default=3)
     parser.add_argument("--overwrite", action="store_true", help="Replace existing variant directories.")
 
 

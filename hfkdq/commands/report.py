@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from hfkdq.commands.errors import EXIT_OK
+from hfkdq.commands.flags import directory_to_write
 
 HELP = "Render REPORT.md and pareto.png again from one or more quantization results.json files."
 EPILOG = """\
@@ -36,7 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="results.json written by hfkdq quantize (or a recipe's --quantize); several are merged.",
     )
     parser.add_argument(
-        "--output_dir", required=True, help="Gets REPORT.md, pareto.png and the (merged) results.json."
+        "--output_dir",
+        type=directory_to_write,
+        required=True,
+        help="Gets REPORT.md, pareto.png and the (merged) results.json.",
     )
 
 

@@ -215,11 +215,13 @@ def _read_json_records(path: Path) -> dict[str, list[Any]]:
             records = json.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg}).") from None
+        lines = None
     else:
-        records = []
+        records, lines = [], []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
+            lines.append(number)
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as error:
@@ -230,7 +232,30 @@ def _read_json_records(path: Path) -> dict[str, list[Any]]:
     if not all(isinstance(record, dict) for record in records):
         raise ValueError(f"{path}: every JSON record must be an object mapping column names to values.")
     names = list(dict.fromkeys(name for record in records for name in record))
-    return {name: [record.get(name) for record in records] for name in names}
+    columns = {name: [record.get(name) for record in records] for name in names}
+    columns[ROW_PLACES] = (
+        [f"{path}:{line}" for line in lines]
+        if lines is not None
+        else [f"{path}: record {index}" for index in range(1, len(records) + 1)]
+    )
+    return columns
+
+
+ROW_PLACES = "\x00place"
+"""A column no file can have: where each JSON record is (file:line), for messages about one row."""
+
+
+def _check_texts(columns: Mapping[str, list[Any]], column: str, source: str) -> None:
+    """Every text of `column` is a string: JSON may hold null, numbers or lists where text belongs,
+    which would otherwise train as "" or "None" without a word."""
+    for index, value in enumerate(columns[column]):
+        if not isinstance(value, str):
+            places = columns.get(ROW_PLACES)
+            where = places[index] if places else f"{source}: row {index + 1}"
+            raise ValueError(
+                f"{where}: {column!r} is {json.dumps(value, default=str)}, not text; every {column!r} must be "
+                "a string: fix or drop that row"
+            )
 
 
 def _standardise(
@@ -242,7 +267,7 @@ def _standardise(
     label_column: str | None,
 ) -> Dataset:
     """Rename, validate and encode one split's columns into the registry's schema."""
-    available = list(columns)
+    available = [column for column in columns if column != ROW_PLACES]
     sources = text_columns or tuple(
         _find_column(column, available, task, source) for column in task.text_columns
     )
@@ -257,10 +282,9 @@ def _standardise(
         labels: list[Any] = [UNLABELLED] * (len(columns[sources[0]]) if sources else 0)
     else:
         labels = _encode_labels(columns[label_source], task, source, allow_unlabelled=is_test)
-    data = {
-        target: ["" if value is None else str(value) for value in columns[column]]
-        for target, column in zip(task.text_columns, sources, strict=True)
-    }
+    for column in sources:
+        _check_texts(columns, column, source)
+    data = {target: list(columns[column]) for target, column in zip(task.text_columns, sources, strict=True)}
     data["label"] = labels
     return Dataset.from_dict(data, features=glue_features(task))
 

@@ -16,7 +16,7 @@ from typing import Any
 from hfkdq.environment import library_versions
 from hfkdq.heads import auto_class_for, head_of
 from hfkdq.layout import METADATA_FILE, WEIGHT_FILES, WEIGHT_INDEX_FILES
-from hfkdq.model_checks import NotASavedModelError
+from hfkdq.model_checks import NotASavedModelError, check_weight_files
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ def inspect_model_dir(model_dir: str | Path) -> SavedModel:
             f"{path} has a config.json but no weights ({', '.join(WEIGHT_FILES[:2])}); "
             "save the model with model.save_pretrained(dir)."
         )
+    check_weight_files(path, "model")
     config = _read_config(path)
     if getattr(config, "quantization_config", None):
         raise NotASavedModelError(f"{path} is already quantized (its config has a quantization_config).")
@@ -84,6 +85,7 @@ def inspect_evaluable_dir(model_dir: str | Path) -> SavedModel:
             f"{path} is a quantized variant ({metadata.get('method', '?')}) without its config.json; "
             "write it again with hfkdq quantize."
         )
+    check_weight_files(path, f"{metadata.get('method', 'quantized')} variant")
     config = _read_config(path)
     return SavedModel(path=path, config=config, head=metadata.get("head") or head_of(config, path))
 

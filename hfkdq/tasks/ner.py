@@ -14,7 +14,7 @@ from hfkdq.data.ner_features import tokenize_and_align_labels
 from hfkdq.metrics.ner import build_ner_compute_metrics, logits_to_tag_sequences, ner_classification_report
 from hfkdq.resources import btc_files
 from hfkdq.tasks import TaskData, unlabeled_remainder
-from hfkdq.validation import check_data_sizes, check_splits_not_empty
+from hfkdq.validation import check_data_sizes, check_entity_types, check_splits_not_empty
 
 
 @dataclass
@@ -47,6 +47,16 @@ class NerDataArguments:
 
     def __post_init__(self) -> None:
         check_data_sizes(self.max_seq_length, self.max_train_samples, self.max_eval_samples)
+        files = [name for name in ("train_file", "validation_file", "test_file") if getattr(self, name)]
+        if self.dataset_name and files:
+            raise ValueError(
+                f"--dataset_name {self.dataset_name} and --{files[0]} both name the data: pass one of them "
+                "(local files, or a Hub dataset)"
+            )
+        if self.dataset_config_name and not self.dataset_name:
+            raise ValueError(
+                f"--dataset_config_name {self.dataset_config_name} applies only with --dataset_name: add it, or drop it"
+            )
 
     def data_files(self) -> dict[str, str] | None:
         files = {"train": self.train_file, "validation": self.validation_file, "test": self.test_file}
@@ -70,6 +80,7 @@ def build_ner_task(data_args: NerDataArguments, tokenizer: PreTrainedTokenizerBa
             raw = _select(raw, split, data_args.max_eval_samples)
     check_splits_not_empty(raw, data_args.data_files())
     label_names = label_names_of(raw)
+    check_entity_types(raw, label_names, data_args.data_files())
     features = prepare_ner_features(raw, tokenizer, data_args.label_all_tokens, data_args.max_seq_length)
     featurize = partial(
         tokenize_and_align_labels,
