@@ -238,7 +238,7 @@ def render_report(payload: dict[str, Any], previous: str | None = None) -> str:
         f"adds up to {preset['transfer_ratio']}x as many unlabeled examples from the rest of the training split "
         "(teacher outputs cached once per task). Evaluation on the full CoNLL-2003 test split and SST-2 "
         f"validation split. CPU `{environment['cpu']}` with {', '.join(environment['cpu_flags'])}; "
-        f"{environment['threads']} torch threads; git `{environment['git_commit'][:10]}`; "
+        f"{environment['threads']} torch threads; git `{(environment.get('git_commit') or '?')[:10]}`; "
         + ", ".join(f"{name} {version}" for name, version in environment["versions"].items())
         + ".",
         "",

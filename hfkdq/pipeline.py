@@ -37,7 +37,7 @@ from hfkdq.tasks import TaskData
 from hfkdq.teacher import prepare_teacher
 from hfkdq.teacher_checks import check_teacher_above_chance, warn_if_still_improving
 from hfkdq.trainer import DistillationTrainer
-from hfkdq.transfer import mix_transfer, raw_transfer_examples, transfer_examples
+from hfkdq.transfer import check_transfer_ratio, mix_transfer, raw_transfer_examples, transfer_examples
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +164,7 @@ def run_experiment_unlocked(
             )
         else:
             transfer = transfer_examples(task, model_args.transfer_file, model_args.transfer_train_remainder)
+        check_transfer_ratio(model_args.transfer_ratio)
         model_args = with_transfer_cache(model_args, training_args)
     set_seed(training_args.seed)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -278,10 +279,17 @@ def raw_transfer_examples(
     return _raw_examples(concatenate_datasets(parts) if len(parts) > 1 else parts[0], task)
 
 
+def check_transfer_ratio(ratio: float) -> None:
+    """A finite ratio above 0, checked before any model work (0 would silently drop the transfer data)."""
+    if not (ratio > 0 and math.isfinite(ratio)):
+        raise ValueError(
+            f"--transfer_ratio must be a finite number > 0 (transfer examples per label), got {ratio}"
+        )
+
+
 def mix_transfer(labelled: Dataset, transfer: Dataset, ratio: float, seed: int = 0) -> Dataset:
     """Labelled examples (gold) plus up to ``ratio`` x as many transfer examples (``label_is_gold`` 0)."""
-    if not ratio > 0:
-        raise ValueError(f"transfer_ratio must be > 0, got {ratio}")
+    check_transfer_ratio(ratio)
     wanted = min(len(transfer), int(round(ratio * len(labelled))))
     if wanted < len(transfer):
         chosen = np.random.default_rng(seed).choice(len(transfer), size=wanted, replace=False)

@@ -234,8 +234,16 @@ def test_an_unreadable_transfer_file_fails_before_the_teacher_is_fine_tuned(
             ("--transfer_train_remainder", "true", "--max_train_samples", "100000"),
             "nothing remains of the training split",
         ),
+        (
+            ("--transfer_train_remainder", "true", "--transfer_ratio", "0"),
+            "--transfer_ratio must be a finite",
+        ),
+        (
+            ("--transfer_train_remainder", "true", "--transfer_ratio", "inf"),
+            "--transfer_ratio must be a finite",
+        ),
     ],
-    ids=["tagged-conll", "empty-file", "no-remainder"],
+    ids=["tagged-conll", "empty-file", "no-remainder", "zero-ratio", "infinite-ratio"],
 )
 def test_an_unusable_transfer_source_fails_before_the_teacher_is_fine_tuned(
     recipe, tiny_teacher_dir, tmp_path, extra, message
