@@ -54,6 +54,8 @@ BAD_TEXT = {
     "hidden_loss": "bogus",
     "layer_map": "bogus",
     "dataset_name": MISSING,
+    "output_dir": "<a file>",
+    "resume_from_checkpoint": MISSING,
 }
 """hfkdq's own text flags: a value each must refuse."""
 FREE_TEXT = {
@@ -97,6 +99,7 @@ def recipe_rows(data_type: type) -> list[tuple[str, str]]:
             continue  # the shared flags are covered by the NER recipe's rows
         rows += [(name, value) for value in _type_rows(action)]
         if name not in own:
+            rows += [(name, BAD_TEXT[name])] if name in BAD_TEXT else []  # Trainer flags hfkdq reads itself
             continue
         if action.type is int:
             rows.append((name, "-1"))
