@@ -30,6 +30,7 @@ from hfkdq.student_init import DEFAULT_STUDENT_NUM_LAYERS, choose_init_layers
 from hfkdq.student_tokenizer import (
     StudentData,
     check_student_vocabulary,
+    load_student_tokenizer,
     paired_training_set,
 )
 from hfkdq.students import check_student_depth, count_parameters, load_student, make_student
@@ -126,6 +127,12 @@ def run_experiment_unlocked(
             student_config.num_hidden_layers,
             student_source,
         )
+        if student_data is None and load_student_tokenizer(student_source, tokenizer) is not None:
+            # Caught now, not after the teacher's fine-tuning (Python callers; the recipes pass it).
+            raise ValueError(
+                f"student {student_source} has its own tokenizer, and run_experiment got no student_data: pass "
+                "student_data=StudentData(build_task(data_args, its tokenizer), its tokenizer, own_tokenizer=True)"
+            )
         check_student_vocabulary(student_config, student.tokenizer, student_source)
     train_dataset = task.train_dataset
     if student.own_tokenizer:

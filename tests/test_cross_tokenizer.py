@@ -431,3 +431,18 @@ def test_a_tokenizer_with_more_ids_than_the_students_embeddings_is_refused(cased
         check_student_vocabulary(config, cased, "student-dir")
     config.vocab_size = len(cased)
     check_student_vocabulary(config, cased, "student-dir")
+
+
+def test_run_experiment_without_the_students_own_task_data_is_refused_before_the_teacher_trains(
+    tiny_teacher_dir, cased_student_dir, minilm_tokenizer, tmp_path
+):
+    from hfkdq.arguments import ModelArguments
+    from hfkdq.pipeline import run_experiment
+
+    task = tiny_ner_task(minilm_tokenizer, "btc", train_sentences=16, eval_sentences=8)
+    model_args = ModelArguments(
+        teacher_name_or_path=str(tiny_teacher_dir), student_name_or_path=str(cased_student_dir)
+    )
+    with pytest.raises(ValueError, match="has its own tokenizer, and run_experiment got no student_data"):
+        run_experiment(model_args, _args(tmp_path), task, minilm_tokenizer)
+    assert not (tmp_path / "run" / "teacher").exists()
