@@ -36,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hfkdq.evaluation import _dummy_inputs  # noqa: E402
+from hfkdq.evaluation import dummy_inputs  # noqa: E402
 from hfkdq.heads import head_of  # noqa: E402
 from hfkdq.quantization import load_variant, quantize  # noqa: E402
 
@@ -112,7 +112,7 @@ def interleaved_latency(
 ) -> dict[str, dict]:
     """Median ms per forward pass; every round times each model in turn, so drift hits all alike."""
     batch, seq = shape
-    inputs = {name: _dummy_inputs(model, batch, seq) for name, model in models.items()}
+    inputs = {name: dummy_inputs(model, batch, seq) for name, model in models.items()}
     for name, model in models.items():
         for _ in range(2):
             model(**inputs[name])
@@ -132,7 +132,7 @@ def interleaved_latency(
 def ort_profile(path: Path, shape: tuple[int, int], runs: int, scratch: Path) -> dict[str, float]:
     """Share of ORT node time per operator type (percent), from ORT's own profiler."""
     model = load(path, threads=None, profile_prefix=str(scratch / f"{path.name}-{shape[0]}x{shape[1]}"))
-    inputs = _dummy_inputs(model, *shape)
+    inputs = dummy_inputs(model, *shape)
     for _ in range(runs):
         model(**inputs)
     trace = Path(model.model.end_profiling())
@@ -149,7 +149,7 @@ def torch_profile(model, shape: tuple[int, int], runs: int, top: int = 8) -> dic
     """Share of self CPU time per aten operator (percent), from torch.profiler."""
     from torch.profiler import ProfilerActivity, profile
 
-    inputs = _dummy_inputs(model, *shape)
+    inputs = dummy_inputs(model, *shape)
     model(**inputs)
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         for _ in range(runs):
@@ -163,7 +163,7 @@ def torch_profile(model, shape: tuple[int, int], runs: int, top: int = 8) -> dic
 def forward_loop(path: Path, shape: tuple[int, int], seconds: float) -> None:
     """What py-spy samples: one variant's forward pass, over and over, once it is loaded and warm."""
     model = load(path, threads=None)
-    inputs = _dummy_inputs(model, *shape)
+    inputs = dummy_inputs(model, *shape)
     with torch.inference_mode():
         model(**inputs)
         print("ready", flush=True)

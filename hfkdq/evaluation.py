@@ -188,7 +188,9 @@ def parameter_memory_bytes(model: Any) -> int:
     return total
 
 
-def _dummy_inputs(model: Any, batch_size: int, seq_len: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def dummy_inputs(model: Any, batch_size: int, seq_len: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A seeded random (batch_size, seq_len) batch with the inputs `model` takes, on its device: what
+    latency is timed on (and what benchmarks/speed.py profiles), the same for every variant."""
     generator = torch.Generator().manual_seed(seed)
     vocab_size = getattr(model.config, "vocab_size", 30522)
     inputs = {
@@ -213,7 +215,7 @@ def measure_latency(
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     if hasattr(model, "eval"):
         model.eval()
-    inputs = _dummy_inputs(model, batch_size, seq_len)
+    inputs = dummy_inputs(model, batch_size, seq_len)
     cuda = model_device(model).type == "cuda"
     for _ in range(warmup):
         model(**inputs)

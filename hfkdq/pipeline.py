@@ -21,6 +21,7 @@ from hfkdq.checkpoints import check_checkpoint_fits, resolve_resume_checkpoint
 from hfkdq.compatibility import check_cross_tokenizer_terms
 from hfkdq.config import DistillationArguments
 from hfkdq.environment import capture_environment
+from hfkdq.layout import PLAIN_STUDENT_DIR, QUANTIZED_DIR, RESULTS_FILE, STUDENT_DIR, TEACHER_DIR
 from hfkdq.loss_terms import WEIGHT_FIELDS, active_terms, distillation_settings
 from hfkdq.outputs import remove_stale_staging, save_model_atomically, write_json_atomically
 from hfkdq.report import format_summary
@@ -35,7 +36,7 @@ from hfkdq.student_tokenizer import (
 )
 from hfkdq.students import check_student_depth, count_parameters, load_student, make_student
 from hfkdq.tasks import TaskData
-from hfkdq.teacher import prepare_teacher
+from hfkdq.teacher import TeacherSource, prepare_teacher
 from hfkdq.teacher_checks import check_teacher_above_chance, warn_if_still_improving
 from hfkdq.trainer import DistillationTrainer
 from hfkdq.transfer import check_transfer_ratio, mix_transfer, raw_transfer_examples, transfer_examples
@@ -55,6 +56,7 @@ def run_experiment(
     tokenizer,
     data_args: Any = None,
     student_data: StudentData | None = None,
+    teacher_source: TeacherSource | None = None,
 ) -> dict[str, Any]:
     """`run_experiment_unlocked` with one run per output directory: a lock refuses a concurrent run, a
     finished directory is replaced only with ``--overwrite_output_dir``, and a failed re-run leaves the
@@ -62,15 +64,14 @@ def run_experiment(
     output_dir = Path(training_args.output_dir)
     overwrite, resuming = training_args.overwrite_output_dir, bool(training_args.resume_from_checkpoint)
     check_not_finished(output_dir, overwrite, resuming, restore=training_args.process_index == 0)
+    arguments = (model_args, training_args, task, tokenizer, data_args, student_data, teacher_source)
     if training_args.process_index != 0:
-        return run_experiment_unlocked(model_args, training_args, task, tokenizer, data_args, student_data)
+        return run_experiment_unlocked(*arguments)
     with run_lock(output_dir):
         for stale in remove_stale_staging(output_dir):
             logger.warning("Removed %s, left by an interrupted run.", stale)
         with claimed_run(output_dir, overwrite, resuming):
-            return run_experiment_unlocked(
-                model_args, training_args, task, tokenizer, data_args, student_data
-            )
+            return run_experiment_unlocked(*arguments)
 
 
 def run_experiment_unlocked(
@@ -80,8 +81,10 @@ def run_experiment_unlocked(
     tokenizer,
     data_args: Any = None,
     student_data: StudentData | None = None,
+    teacher_source: TeacherSource | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune or load the teacher, build and distill the student, evaluate both, save everything.
+    """Fine-tune or load the teacher, build and distill the student, evaluate both, save everything;
+    then quantize and publish when asked. Each stage is a function below, in this order.
 
     Writes ``<output_dir>/student`` (plain student + tokenizer), ``<output_dir>/teacher`` when the
     teacher was fine-tuned here, and ``<output_dir>/results.json``; each is written to a temporary
@@ -91,8 +94,56 @@ def run_experiment_unlocked(
     `data_args` (the recipe's data arguments) are recorded in results.json for the model card.
     `student_data` is the student's own task data and tokenizer when it does not read the teacher's
     tokens (`hfkdq.student_tokenizer`); it then trains on a paired set and is evaluated on its own.
+    `teacher_source` is the resolved `--teacher_name_or_path` when the caller has it already.
     """
     started = time.perf_counter()
+    run = prepare_run(model_args, training_args, task, tokenizer, student_data, teacher_source)
+    teacher = teacher_stage(run, task, tokenizer)
+    set_seed(run.training_args.seed)
+    student_model = build_student(run.model_args, teacher.model)
+    check_checkpoint_fits(run.resume_checkpoint, student_model.config.to_dict())
+    distilled = distil_stage(run, task, tokenizer, teacher, student_model)
+    evaluations = evaluate_stage(run, teacher, distilled)
+    results = assemble_results(run, task, data_args, teacher, distilled, evaluations, started)
+    if distilled.trainer.is_world_process_zero():
+        write_results(run.output_dir, results, task.main_metric)
+        metric_drop = quantize_stage(run, results, teacher, distilled)
+        publish_stage(run, results)
+        if metric_drop is not None:
+            raise metric_drop
+    distilled.trainer.accelerator.wait_for_everyone()
+    return results
+
+
+@dataclasses.dataclass
+class RunSetup:
+    """What `prepare_run` checked and built before the teacher is touched: every later stage reads it."""
+
+    model_args: ModelArguments
+    training_args: DistillationArguments
+    """With ``push_to_hub`` off: the run publishes itself at the end (`publish_stage`)."""
+    output_dir: Path
+    teacher: TeacherSource
+    student: StudentData
+    labelled_dataset: Any
+    """The gold training examples, in the student's tokens."""
+    train_dataset: Any
+    """What the student trains on before transfer data is mixed in (labelled, augmented or paired)."""
+    transfer: Any
+    resume_checkpoint: str | None
+    hub_model_id: str | None
+
+
+def prepare_run(
+    model_args: ModelArguments,
+    training_args: DistillationArguments,
+    task: TaskData,
+    tokenizer,
+    student_data: StudentData | None,
+    teacher_source: TeacherSource | None,
+) -> RunSetup:
+    """Every check that can fail without training, so a bad run fails in seconds: the Hub destination,
+    the quantization methods and split, the student's shape and vocabulary, augmentation, transfer data."""
     output_dir = Path(training_args.output_dir)
     hub_model_id = None
     if training_args.push_to_hub:
@@ -103,20 +154,22 @@ def run_experiment_unlocked(
         check_can_push(getattr(training_args, "hub_token", None))
         training_args = dataclasses.replace(training_args, push_to_hub=False)
     if model_args.quantize:
-        from hfkdq.quantization import parse_methods
+        from hfkdq.quantization.registry import parse_methods
 
         parse_methods(
             model_args.quantize
         )  # as at parsing, for model_args changed since: fail before training
         quantization_split(model_args, task)
+    resume_checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, output_dir)
+    check_checkpoint_fits(resume_checkpoint, {"num_hidden_layers": student_depth(model_args)})
+    model_args = with_resumed_teacher(model_args, training_args, output_dir)
+    if teacher_source is None or teacher_source.name != model_args.teacher_name_or_path:
+        teacher_source = TeacherSource.resolve(model_args.teacher_name_or_path)
     student = student_data or StudentData(task, tokenizer)
     if not model_args.student_name_or_path:
         # A student the teacher cannot give its layers to fails now, not after the teacher's fine-tuning.
-        teacher_config = AutoConfig.from_pretrained(
-            resolve_model_name_or_path(model_args.teacher_name_or_path)
-        )
         choose_init_layers(
-            model_args.student_layers, student_depth(model_args), teacher_config.num_hidden_layers
+            model_args.student_layers, student_depth(model_args), teacher_source.config.num_hidden_layers
         )
     else:
         student_source = resolve_model_name_or_path(model_args.student_name_or_path)
@@ -144,7 +197,7 @@ def run_experiment_unlocked(
             )
         # Each model reads its own tokens of the same text; built before the teacher is fine-tuned.
         train_dataset = paired_training_set(task, student.task)
-    labelled_dataset = train_dataset  # the gold examples, in the student's tokens
+    labelled_dataset = train_dataset
     if model_args.augment:
         # Built (and checked) before the teacher is fine-tuned; the teacher trains on the plain set.
         train_dataset = augmented_training_set(
@@ -174,39 +227,86 @@ def run_experiment_unlocked(
         check_transfer_ratio(model_args.transfer_ratio)
         model_args = with_transfer_cache(model_args, training_args)
     set_seed(training_args.seed)
+    return RunSetup(
+        model_args,
+        training_args,
+        output_dir,
+        teacher_source,
+        student,
+        labelled_dataset,
+        train_dataset,
+        transfer,
+        resume_checkpoint,
+        hub_model_id,
+    )
 
-    resume_checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, output_dir)
-    check_checkpoint_fits(resume_checkpoint, {"num_hidden_layers": student_depth(model_args)})
-    if training_args.resume_from_checkpoint and model_args.teacher_name_or_path != str(
-        output_dir / "teacher"
+
+def with_resumed_teacher(
+    model_args: ModelArguments, training_args: DistillationArguments, output_dir: Path
+) -> ModelArguments:
+    """A resumed run whose interrupted part had finished fine-tuning its teacher (whether or not the
+    student had reached a checkpoint) continues with that teacher rather than fine-tune it again."""
+    teacher_dir = output_dir / TEACHER_DIR
+    if (
+        training_args.resume_from_checkpoint
+        and model_args.teacher_name_or_path != str(teacher_dir)
+        and (teacher_dir / "config.json").is_file()
     ):
-        if (output_dir / "teacher" / "config.json").is_file():
-            # The interrupted run had finished fine-tuning its teacher (whether or not the student had
-            # reached a checkpoint): continue with that one rather than fine-tune it again.
-            logger.info(
-                "Resuming: using the teacher fine-tuned before the interruption, %s.", output_dir / "teacher"
-            )
-            model_args = dataclasses.replace(model_args, teacher_name_or_path=str(output_dir / "teacher"))
-    teacher, teacher_source, teacher_curve = prepare_teacher(model_args, training_args, task, tokenizer)
-    # The teacher is scored before distillation: a weak teacher is worth a warning before the long part.
-    teacher_evaluation = evaluate_on_splits(_evaluator(teacher, training_args, task, tokenizer), task)
-    warn_if_weak_teacher(teacher_evaluation, task, model_args.teacher_min_metric)
-    teacher_chance = check_teacher_above_chance(teacher_evaluation, task)
-    teacher_improving = warn_if_still_improving(teacher_curve, task.main_metric)
-    if transfer is not None:
-        train_dataset = mix_transfer(
-            labelled_dataset, transfer, model_args.transfer_ratio, training_args.seed
-        )
-    set_seed(training_args.seed)
-    student_model = build_student(model_args, teacher)
-    check_checkpoint_fits(resume_checkpoint, student_model.config.to_dict())
+        logger.info("Resuming: using the teacher fine-tuned before the interruption, %s.", teacher_dir)
+        return dataclasses.replace(model_args, teacher_name_or_path=str(teacher_dir))
+    return model_args
 
+
+@dataclasses.dataclass
+class TeacherStage:
+    """The prepared teacher, scored on every split before the student trains."""
+
+    model: PreTrainedModel
+    source: str
+    learning_curve: list[dict[str, float]]
+    evaluation: dict[str, tuple[dict[str, float], str | None]]
+    chance: dict[str, Any] | None
+    still_improving: bool
+
+
+def teacher_stage(run: RunSetup, task: TaskData, tokenizer) -> TeacherStage:
+    """Load or fine-tune the teacher, then score it: a weak teacher is worth a warning before the long part."""
+    model, source, curve = prepare_teacher(run.model_args, run.training_args, task, tokenizer, run.teacher)
+    evaluation = evaluate_on_splits(_evaluator(model, run.training_args, task, tokenizer), task)
+    warn_if_weak_teacher(evaluation, task, run.model_args.teacher_min_metric)
+    chance = check_teacher_above_chance(evaluation, task)
+    still_improving = warn_if_still_improving(curve, task.main_metric)
+    return TeacherStage(model, source, curve, evaluation, chance, still_improving)
+
+
+@dataclasses.dataclass
+class DistilStage:
+    trainer: DistillationTrainer
+    train_result: Any
+    train_dataset: Any
+    cache: Any
+    saved: Any
+    """The saved student as `hfkdq.quantization.artifacts.SavedModel`: its path, config and head."""
+
+
+def distil_stage(
+    run: RunSetup, task: TaskData, tokenizer, teacher: TeacherStage, student_model: PreTrainedModel
+) -> DistilStage:
+    """Mix in the transfer data, distil the student from the teacher, save it."""
+    from hfkdq.quantization.artifacts import SavedModel
+
+    model_args, training_args, student = run.model_args, run.training_args, run.student
+    train_dataset = run.train_dataset
+    if run.transfer is not None:
+        train_dataset = mix_transfer(
+            run.labelled_dataset, run.transfer, model_args.transfer_ratio, training_args.seed
+        )
     cache = None
     if model_args.teacher_cache:
-        cache = _teacher_cache(model_args, training_args, teacher, teacher_source, train_dataset, task)
+        cache = _teacher_cache(model_args, training_args, teacher.model, teacher.source, train_dataset, task)
     trainer = DistillationTrainer(
         model=student_model,
-        teacher_model=teacher,
+        teacher_model=teacher.model,
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=student.task.features[student.task.eval_splits[0]] if student.task.eval_splits else None,
@@ -216,43 +316,90 @@ def run_experiment_unlocked(
         compute_metrics=student.task.compute_metrics,
         teacher_cache=cache,
     )
-    train_result = trainer.train(resume_from_checkpoint=resume_checkpoint)
-    save_model_atomically(trainer, output_dir / "student")
+    train_result = trainer.train(resume_from_checkpoint=run.resume_checkpoint)
+    student_dir = run.output_dir / STUDENT_DIR
+    save_model_atomically(trainer, student_dir)
+    # Described from memory: nothing downstream reads the saved config back to learn what it just wrote.
+    saved = SavedModel(path=student_dir, config=trainer.student.config, head=task.head)
+    return DistilStage(trainer, train_result, train_dataset, cache, saved)
 
-    # Both models go through the same plain evaluation loop: comparable losses (the student's is
-    # its own task loss, not the distillation loss) and no teacher forward pass per student batch.
-    evaluators = {
-        "student": _evaluator(trainer.student, training_args, student.task, student.tokenizer),
+
+def evaluate_stage(
+    run: RunSetup, teacher: TeacherStage, distilled: DistilStage
+) -> dict[str, dict[str, tuple[dict[str, float], str | None]]]:
+    """Role -> split -> (metrics, per-type report), the plain baseline trained here when asked.
+
+    Every model goes through the same plain evaluation loop: comparable losses (the student's is its
+    own task loss, not the distillation loss) and no teacher forward pass per student batch.
+    """
+    student, training_args = run.student, run.training_args
+
+    def evaluate(model: PreTrainedModel) -> dict[str, tuple[dict[str, float], str | None]]:
+        return evaluate_on_splits(
+            _evaluator(model, training_args, student.task, student.tokenizer), student.task
+        )
+
+    evaluations = {"teacher": teacher.evaluation, "student": evaluate(distilled.trainer.student)}
+    if run.model_args.compare_plain:
+        plain = train_plain_baseline(
+            run.model_args, training_args, teacher.model, student, run.labelled_dataset
+        )
+        evaluations["plain_student"] = evaluate(plain.student)
+        save_model_atomically(plain, run.output_dir / PLAIN_STUDENT_DIR)
+    for role, evaluation in evaluations.items():
+        for split, (metrics, _) in evaluation.items():
+            distilled.trainer.log_metrics(f"{role}_{split}", metrics)
+    return evaluations
+
+
+def assemble_results(
+    run: RunSetup,
+    task: TaskData,
+    data_args: Any,
+    teacher: TeacherStage,
+    distilled: DistilStage,
+    evaluations: dict[str, dict[str, tuple[dict[str, float], str | None]]],
+    started: float,
+) -> dict[str, Any]:
+    """The run's results.json, in one place: task, teacher, student (and plain baseline), distillation
+    settings, data, environment, training metrics, per-type reports, wall time."""
+    model_args, training_args, output_dir = run.model_args, run.training_args, run.output_dir
+    student_model, transfer = distilled.trainer.student, run.transfer
+    metrics = {
+        role: {split: split_metrics for split, (split_metrics, _) in evaluation.items()}
+        for role, evaluation in evaluations.items()
     }
     results: dict[str, Any] = {
         "task": {"head": task.head, "labels": task.label_names, "main_metric": task.main_metric},
         "teacher": {
-            "name_or_path": teacher_source,
+            "name_or_path": teacher.source,
             "base_model": model_args.teacher_name_or_path,
-            "num_parameters": count_parameters(teacher),
-            "num_layers": teacher.config.num_hidden_layers,
-            "metrics": {split: metrics for split, (metrics, _) in teacher_evaluation.items()},
-            "learning_curve": teacher_curve,
-            "still_improving": teacher_improving,
-            "chance": teacher_chance,
+            "num_parameters": count_parameters(teacher.model),
+            "num_layers": teacher.model.config.num_hidden_layers,
+            "metrics": metrics["teacher"],
+            "learning_curve": teacher.learning_curve,
+            "still_improving": teacher.still_improving,
+            "chance": teacher.chance,
         },
         "student": {
-            "path": str(output_dir / "student"),
-            "num_parameters": count_parameters(trainer.student),
-            "num_layers": trainer.student.config.num_hidden_layers,
-            "initialised_from_teacher_layers": getattr(trainer.student.config, "distilled_from_layers", None),
+            "path": str(distilled.saved.path),
+            "num_parameters": count_parameters(student_model),
+            "num_layers": student_model.config.num_hidden_layers,
+            "initialised_from_teacher_layers": getattr(student_model.config, "distilled_from_layers", None),
             "name_or_path": model_args.student_name_or_path,
             "init": model_args.student_layers
             if not model_args.student_name_or_path or model_args.student_num_layers is not None
             else None,
-            "tokenizer": "own" if student.own_tokenizer else "teacher's",
+            "tokenizer": "own" if run.student.own_tokenizer else "teacher's",
             "augment": model_args.augment,
             "augment_probability": model_args.augment_probability if model_args.augment else None,
             "transfer_file": model_args.transfer_file,
             "transfer_train_remainder": model_args.transfer_train_remainder,
-            "teacher_cache": None if cache is None else str(cache.path),
-            "transfer_examples": None if transfer is None else len(train_dataset) - len(task.train_dataset),
-            "metrics": {},
+            "teacher_cache": None if distilled.cache is None else str(distilled.cache.path),
+            "transfer_examples": None
+            if transfer is None
+            else len(distilled.train_dataset) - len(task.train_dataset),
+            "metrics": metrics["student"],
         },
         "distillation": {
             **distillation_settings(training_args),
@@ -264,64 +411,76 @@ def run_experiment_unlocked(
         },
         "data": data_record(data_args),
         "environment": capture_environment(),
-        "train_metrics": train_result.metrics,
-        "reports": {},
+        "train_metrics": distilled.train_result.metrics,
+        "reports": {
+            f"{role}/{split}": report
+            for role, evaluation in evaluations.items()
+            for split, (_, report) in evaluation.items()
+            if report is not None
+        },
     }
-    student_evaluation = evaluate_on_splits(evaluators["student"], student.task)
-    roles = [("teacher", teacher_evaluation), ("student", student_evaluation)]
-    if model_args.compare_plain:
-        plain = train_plain_baseline(model_args, training_args, teacher, student, labelled_dataset)
-        results["plain_student"] = {"path": str(output_dir / "plain-student"), "metrics": {}}
-        roles.append(
-            (
-                "plain_student",
-                evaluate_on_splits(
-                    _evaluator(plain.student, training_args, student.task, student.tokenizer), student.task
-                ),
-            )
-        )
-        save_model_atomically(plain, output_dir / "plain-student")
-    for role, evaluation in roles:
-        for split, (metrics, report) in evaluation.items():
-            results[role]["metrics"][split] = metrics
-            if report is not None:
-                results["reports"][f"{role}/{split}"] = report
-            trainer.log_metrics(f"{role}_{split}", metrics)
+    if "plain_student" in metrics:
+        results["plain_student"] = {
+            "path": str(output_dir / PLAIN_STUDENT_DIR),
+            "metrics": metrics["plain_student"],
+        }
     results["wall_time_s"] = round(time.perf_counter() - started, 1)
-
-    if trainer.is_world_process_zero():
-        write_json_atomically(output_dir / "results.json", results)
-        for name, report in results["reports"].items():
-            print(f"\n{name} per-type report\n{report}")
-        print(format_summary(results, task.main_metric))
-        metric_drop = None
-        if model_args.quantize:
-            from hfkdq.quantization.errors import MetricDropError
-
-            try:
-                # The teacher row is measured on the student's evaluation features: only when it reads them.
-                results["quantization"] = quantize_student(
-                    model_args, student.task, output_dir, None if student.own_tokenizer else teacher_source
-                )
-            except MetricDropError as error:
-                if hub_model_id is None:
-                    raise
-                metric_drop = error  # the passing variants are still published; the run fails after
-            write_json_atomically(output_dir / "results.json", results)
-        if hub_model_id is not None:
-            from hfkdq.hub import push_to_hub
-
-            push_to_hub(
-                output_dir,
-                hub_model_id,
-                max_metric_drop=model_args.max_metric_drop,
-                private=bool(getattr(training_args, "hub_private_repo", False)),
-                token=getattr(training_args, "hub_token", None),
-            )
-        if metric_drop is not None:
-            raise metric_drop
-    trainer.accelerator.wait_for_everyone()
     return results
+
+
+def write_results(output_dir: Path, results: dict[str, Any], main_metric: str) -> None:
+    """results.json (whole or not at all), then the per-type reports and the summary on stdout."""
+    write_json_atomically(output_dir / RESULTS_FILE, results)
+    for name, report in results["reports"].items():
+        print(f"\n{name} per-type report\n{report}")
+    print(format_summary(results, main_metric))
+
+
+def quantize_stage(
+    run: RunSetup, results: dict[str, Any], teacher: TeacherStage, distilled: DistilStage
+) -> Exception | None:
+    """With --quantize: quantize the saved student, measure every variant, record it in results.json.
+
+    A variant that fails the quality gate fails the run; when the run is published, the passing
+    variants still are, so the gate's `MetricDropError` is returned to be raised after the push.
+    """
+    if not run.model_args.quantize:
+        return None
+    from hfkdq.quantization.artifacts import SavedModel
+    from hfkdq.quantization.errors import MetricDropError
+
+    # The teacher row is measured on the student's evaluation features: only when it reads them; the
+    # teacher in memory is described as is (its directory is only read for its size).
+    teacher_dir = None
+    if not run.student.own_tokenizer and Path(teacher.source).is_dir():
+        teacher_dir = SavedModel(Path(teacher.source), teacher.model.config, run.student.task.head)
+    metric_drop = None
+    try:
+        results["quantization"] = quantize_student(
+            run.model_args, run.student.task, distilled.saved, teacher_dir
+        )
+    except MetricDropError as error:
+        if run.hub_model_id is None:
+            raise
+        metric_drop = error
+    write_json_atomically(run.output_dir / RESULTS_FILE, results)
+    return metric_drop
+
+
+def publish_stage(run: RunSetup, results: dict[str, Any]) -> None:
+    """With --push_to_hub: publish the run (student, passing variants, card) from the results in memory."""
+    if run.hub_model_id is None:
+        return
+    from hfkdq.hub import push_to_hub
+
+    push_to_hub(
+        run.output_dir,
+        run.hub_model_id,
+        max_metric_drop=run.model_args.max_metric_drop,
+        private=bool(getattr(run.training_args, "hub_private_repo", False)),
+        token=getattr(run.training_args, "hub_token", None),
+        run_results=results,
+    )
 
 
 def data_record(data_args: Any) -> dict[str, Any] | None:
@@ -353,23 +512,24 @@ def quantization_split(model_args: ModelArguments, task: TaskData) -> str:
     return split
 
 
-def quantize_student(
-    model_args: ModelArguments, task: TaskData, output_dir: Path, teacher_source: str | None
-) -> dict:
-    """Quantize the saved student with each requested method and evaluate every variant the same way."""
+def quantize_student(model_args: ModelArguments, task: TaskData, student: Any, teacher: Any = None) -> dict:
+    """Quantize the saved student (a `SavedModel`, or its directory) with each requested method and
+    evaluate every variant the same way, into the run's quantized/; `teacher` (a `SavedModel` or a
+    directory) is measured beside them."""
     from hfkdq.quantization.workflow import quantize_and_evaluate
 
     split = quantization_split(model_args, task)
+    student_dir = Path(getattr(student, "path", student))
     quantization = quantize_and_evaluate(
-        output_dir / "student",
+        student,
         model_args.quantize,
-        output_dir / "quantized",
+        student_dir.parent / QUANTIZED_DIR,
         eval_dataset=task.features[split],
         data_collator=task.data_collator,
         compute_metrics=task.compute_metrics,
         calibration_dataset=task.train_dataset,
         max_metric_drop=model_args.max_metric_drop,
-        teacher_dir=teacher_source if teacher_source and Path(teacher_source).is_dir() else None,
+        teacher_dir=teacher,
         main_metric=task.main_metric,
         latency_repeats=model_args.latency_repeats,
         latency_warmup=model_args.latency_warmup,

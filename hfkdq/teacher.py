@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import shutil
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from transformers import AutoConfig, PreTrainedModel, Trainer
@@ -27,6 +27,34 @@ from hfkdq.teacher_checks import PatientEarlyStopping, chance_level
 logger = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class TeacherSource:
+    """The teacher as the user named it, where it loads from, and its config: resolved and read once
+    per run, then handed to every stage that needs them (sequence-length check, tokenizer, student
+    layers, fine-tuning)."""
+
+    name: str
+    """As given (`--teacher_name_or_path`): a Hub id or a path; what results.json records as base model."""
+    path: str
+    """Where it loads from: the packaged copy of a known Hub id, or the path itself."""
+    config: Any
+
+    @classmethod
+    def resolve(cls, name_or_path: str) -> TeacherSource:
+        """Resolve, check the directory file by file (a missing or truncated file is named), read the config."""
+        from hfkdq.model_checks import check_model_source
+
+        path = resolve_model_name_or_path(name_or_path)
+        check_model_source(path, "teacher")
+        return cls(name_or_path, path, AutoConfig.from_pretrained(path))
+
+    def tokenizer(self):
+        """The teacher's tokenizer (also the student's, unless a pretrained student brings its own)."""
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.path)
+
+
 class PreparedTeacher(NamedTuple):
     model: PreTrainedModel
     source: str
@@ -36,17 +64,24 @@ class PreparedTeacher(NamedTuple):
 
 
 def prepare_teacher(
-    model_args: TeacherArguments, training_args: DistillationArguments, task: TaskData, tokenizer
+    model_args: TeacherArguments,
+    training_args: DistillationArguments,
+    task: TaskData,
+    tokenizer,
+    teacher: TeacherSource | None = None,
 ) -> PreparedTeacher:
     """Load a teacher fine-tuned for the task's labels, or fine-tune the given encoder first.
 
     Fine-tuning evaluates on the validation split every epoch, keeps the best epoch and stops early
     when the metric stops improving: a fixed epoch count under-trains on small data, and a student
-    cannot learn more from its teacher than the teacher knows.
+    cannot learn more from its teacher than the teacher knows. `teacher` is the run's resolved
+    `--teacher_name_or_path` (resolved here when not given).
     """
-    source = resolve_model_name_or_path(model_args.teacher_name_or_path)
+    if teacher is None:
+        path = resolve_model_name_or_path(model_args.teacher_name_or_path)
+        teacher = TeacherSource(model_args.teacher_name_or_path, path, AutoConfig.from_pretrained(path))
+    source, config = teacher.path, teacher.config
     head_class = auto_class_for(task.head)
-    config = AutoConfig.from_pretrained(source)
     state = teacher_head_state(config, task)
     if state == "mismatch" and model_args.teacher_finetune != "always":
         raise ValueError(

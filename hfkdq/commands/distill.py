@@ -78,11 +78,12 @@ def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = N
 
     from hfkdq.config import DistillationArguments
     from hfkdq.model_checks import check_model_source
-    from hfkdq.pipeline import ModelArguments, load_tokenizer, run_experiment
+    from hfkdq.pipeline import ModelArguments, run_experiment
     from hfkdq.recipe_args import parse_recipe_args
     from hfkdq.resources import resolve_model_name_or_path
     from hfkdq.run_dir import check_not_finished
     from hfkdq.student_tokenizer import StudentData, load_student_tokenizer
+    from hfkdq.teacher import TeacherSource
     from hfkdq.validation import check_sequence_length
 
     model_args, data_args, training_args = parse_recipe_args(
@@ -97,12 +98,10 @@ def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = N
         bool(training_args.resume_from_checkpoint),
         restore=training_args.process_index == 0,
     )
-    teacher_source = resolve_model_name_or_path(model_args.teacher_name_or_path)
-    check_model_source(teacher_source, "teacher")
-    check_sequence_length(
-        data_args.max_seq_length, AutoConfig.from_pretrained(teacher_source), teacher_source
-    )
-    tokenizer = load_tokenizer(model_args)
+    # Resolved, checked file by file and its config read once; every stage after this gets the object.
+    teacher = TeacherSource.resolve(model_args.teacher_name_or_path)
+    check_sequence_length(data_args.max_seq_length, teacher.config, teacher.path)
+    tokenizer = teacher.tokenizer()
     student_tokenizer = None
     if model_args.student_name_or_path:
         # The student brings its own tokenizer (its embeddings are indexed by it): checked before any work.
@@ -119,4 +118,4 @@ def run_recipe(data_arguments_type: type, build_task, argv: list[str] | None = N
         student_data = StudentData(
             build_task(data_args, student_tokenizer), student_tokenizer, own_tokenizer=True
         )
-    return run_experiment(model_args, training_args, task, tokenizer, data_args, student_data)
+    return run_experiment(model_args, training_args, task, tokenizer, data_args, student_data, teacher)

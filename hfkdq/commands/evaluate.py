@@ -108,12 +108,15 @@ def evaluate_saved_model(
     """Evaluate the model or variant in `model_dir`; return a JSON-safe record (metrics, split, device).
 
     `metrics` is ordered with the task's main metric first, since that is the number a reader compares.
+    A run directory (or a model in one) without data flags is scored on the data its results.json records.
     """
     from hfkdq.evaluation import evaluate, runtime_device
     from hfkdq.quantization import load_variant, method_device
     from hfkdq.quantization.artifacts import read_metadata
+    from hfkdq.run_record import model_dir_of
     from hfkdq.tasks.evaluation_data import load_evaluation_data
 
+    model_dir = model_dir_of(model_dir)
     method = read_metadata(model_dir).get("method", "fp32") if Path(model_dir).is_dir() else "fp32"
     data = load_evaluation_data(
         model_dir,
@@ -126,6 +129,8 @@ def evaluate_saved_model(
         include_train=False,
         allow_variants=True,
     )
+    if data.run is not None:
+        print(data.run.describe(data.eval_split))
     if device is None and method != "fp32":
         device = method_device(method)
     model = load_variant(model_dir, device)
@@ -139,7 +144,7 @@ def evaluate_saved_model(
     return {
         "model_dir": str(model_dir),
         "method": method,
-        "task": "ner" if data.task.head == "token" else str(task).lower(),
+        "task": data.task_name,
         "eval_split": data.eval_split,
         "eval_examples": len(data.eval_dataset),
         "device": runtime_device(model),

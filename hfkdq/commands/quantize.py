@@ -138,19 +138,25 @@ def run(args: argparse.Namespace) -> int:
     from hfkdq.quantization import get_method, parse_methods
     from hfkdq.quantization.errors import MetricDropError
     from hfkdq.quantization.workflow import quantize_and_evaluate, summary_table
+    from hfkdq.run_record import model_dir_of
     from hfkdq.tasks.evaluation_data import load_evaluation_data
 
     methods = parse_methods(args.methods)
+    model_dir = model_dir_of(args.model_dir)  # a run directory stands for its student
     data = load_evaluation_data(
-        args.model_dir,
+        model_dir,
         **evaluation_data_options(args),
         train_file=args.train_file,
         include_train=any(get_method(method).needs_calibration_data for method in methods),
     )
     method_options = {method: _method_options(args, method) for method in methods}
+    teacher_dir = args.teacher_dir
+    if data.run is not None:
+        print(data.run.describe(data.eval_split))
+        teacher_dir = teacher_dir or data.run.teacher_dir
     try:
         results = quantize_and_evaluate(
-            args.model_dir,
+            model_dir,
             methods,
             args.output_dir,
             data.eval_dataset,
@@ -158,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             data.compute_metrics,
             calibration_dataset=data.calibration_dataset,
             max_metric_drop=args.max_metric_drop,
-            teacher_dir=args.teacher_dir,
+            teacher_dir=teacher_dir,
             main_metric=data.task.main_metric,
             method_options=method_options,
             batch_size=args.batch_size,

@@ -22,6 +22,7 @@ from hfkdq.layout import (
     QUANTIZED_DIR,
     RESULTS_FILE,
     STUDENT_DIR,
+    VERIFICATION_FILE,
     WEIGHT_FILES,
     WEIGHT_INDEX_FILES,
 )
@@ -168,10 +169,12 @@ class RunLayout:
     plot: Path | None
 
 
-def find_layout(path: str | Path) -> RunLayout:
+def find_layout(path: str | Path, run_results: dict[str, Any] | None = None) -> RunLayout:
     """Read a directory as a run (`student/`, `quantized/<method>/`), a bare student or a bare variant.
 
     Fails with "X is not a saved model: missing FILE" when it is none of them, before any network call.
+    `run_results`: the run's results, when the caller holds them (a recipe publishing itself): its
+    results.json and its "quantization" are then not read back from disk.
     """
     root = Path(path)
     if not root.is_dir():
@@ -198,12 +201,15 @@ def find_layout(path: str | Path) -> RunLayout:
         if _check_model_dir(student):
             raise ValueError(f"{student} is a quantized variant, not the fp32 student")
         quantized = root / QUANTIZED_DIR
+        if run_results is None:
+            run_results = read_json(root / RESULTS_FILE)
+        quantized_results = (run_results or {}).get("quantization") or read_json(quantized / RESULTS_FILE)
         return RunLayout(
             root,
             student,
             variants_in(quantized) if quantized.is_dir() else {},
-            read_json(root / RESULTS_FILE),
-            read_json(quantized / RESULTS_FILE),
+            run_results,
+            quantized_results,
             quantized / PLOT_FILE if (quantized / PLOT_FILE).is_file() else None,
         )
     metadata = _check_model_dir(root)
@@ -244,6 +250,16 @@ def published_json(path: Path, repo_id: str) -> bytes:
         if isinstance(data.get(key), str):
             data[key] = f"{repo_id} (revision {MAIN})"
     return (json.dumps(data, indent=2) + "\n").encode()
+
+
+def revision_files(directory: Path, repo_id: str) -> tuple[dict[str, Path | bytes], dict[str, str]]:
+    """What one revision publishes from `directory`: (path in repo -> file, or JSON rewritten without
+    local paths), and (excluded path -> why)."""
+    files: dict[str, Path | bytes] = {}
+    listed, excluded = directory_files(directory)
+    for name, file in listed.items():
+        files[name] = published_json(file, repo_id) if name in (METADATA_FILE, VERIFICATION_FILE) else file
+    return files, excluded
 
 
 def head_of_directory(directory: Path) -> str:

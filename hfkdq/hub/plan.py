@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hfkdq.hub.card import build_model_card
 from hfkdq.hub.layout import (
@@ -14,13 +15,12 @@ from hfkdq.hub.layout import (
     MAIN,
     QUANTIZED_RESULTS_FILE,
     check_repo_id,
-    directory_files,
     find_layout,
     head_of_directory,
-    published_json,
     read_json,
+    revision_files,
 )
-from hfkdq.layout import METADATA_FILE, PLOT_FILE, RESULTS_FILE, VERIFICATION_FILE
+from hfkdq.layout import METADATA_FILE, PLOT_FILE, RESULTS_FILE
 from hfkdq.quality_gate import GateFailure, gate
 from hfkdq.validation import check_max_metric_drop
 
@@ -70,49 +70,48 @@ def plan_push(
     repo_id: str,
     max_metric_drop: float | None = None,
     license: str = "apache-2.0",  # noqa: A002 - the card field's name
+    run_results: dict[str, Any] | None = None,
 ) -> PushPlan:
-    """Everything a push would upload, per revision, with the gate applied; no network call."""
+    """Everything a push would upload, per revision, with the gate applied; no network call.
+
+    `run_results`: the run's results when the caller holds them (see `find_layout`)."""
     check_repo_id(repo_id)
     max_metric_drop = check_max_metric_drop(max_metric_drop)
-    layout = find_layout(path)
+    layout = find_layout(path, run_results)
     quantized = layout.quantized_results or {}
     blocked = gate(
         quantized.get("variants") or [], max_metric_drop, quantized.get("main_metric"), layout.variants
     )
     blocked_names = {failure.variant for failure in blocked}
+    # Everything read from the run directory is read here, once, before the uploads are planned.
+    sources = {MAIN: layout.student} if layout.student is not None else {}
+    sources |= {name: path for name, path in layout.variants.items() if name not in blocked_names}
+    listings = {revision: revision_files(directory, repo_id) for revision, directory in sources.items()}
+    metadata = {name: read_json(sources[name] / METADATA_FILE) or {} for name in sources if name != MAIN}
+    head = head_of_directory(layout.student) if layout.student is not None else None
     uploads: list[RevisionUpload] = []
     published: dict[str, str | None] = {}
-    head = None
-    if layout.student is not None:
-        files, excluded = directory_files(layout.student)
-        upload = RevisionUpload(MAIN, "fp32 student", layout.student, dict(files), excluded)
-        if layout.run_results is not None:
-            upload.files[RESULTS_FILE] = layout.root / RESULTS_FILE
-        if layout.quantized_results is not None:
-            upload.files[QUANTIZED_RESULTS_FILE] = (
-                json.dumps(layout.quantized_results, indent=2).encode() + b"\n"
-            )
-        if layout.plot is not None:
+    for revision, (files, excluded) in listings.items():
+        if revision == MAIN:
+            upload = RevisionUpload(MAIN, "fp32 student", sources[MAIN], dict(files), excluded)
+            if layout.run_results is not None:
+                upload.files[RESULTS_FILE] = layout.root / RESULTS_FILE
+            if layout.quantized_results is not None:
+                upload.files[QUANTIZED_RESULTS_FILE] = (
+                    json.dumps(layout.quantized_results, indent=2).encode() + b"\n"
+                )
+            published[MAIN] = None
+        else:
+            backend = metadata[revision].get("backend")
+            title = f"{revision} variant ({backend or '?'})"
+            upload = RevisionUpload(revision, title, sources[revision], dict(files), excluded)
+            published[revision] = backend
+            head = head or metadata[revision].get("head")
+        if layout.plot is not None and (revision == MAIN or layout.student is None):
             upload.files[PLOT_FILE] = layout.plot
         uploads.append(upload)
-        published[MAIN] = None
-        head = head_of_directory(layout.student)
-    for name, directory in layout.variants.items():
-        if name in blocked_names:
-            continue
-        metadata = read_json(directory / METADATA_FILE) or {}
-        files, excluded = directory_files(directory)
-        upload = RevisionUpload(
-            name, f"{name} variant ({metadata.get('backend', '?')})", directory, dict(files), excluded
-        )
-        for json_name in (METADATA_FILE, VERIFICATION_FILE):
-            if json_name in upload.files:
-                upload.files[json_name] = published_json(directory / json_name, repo_id)
-        if layout.student is None and layout.plot is not None:
-            upload.files[PLOT_FILE] = layout.plot
-        uploads.append(upload)
-        published[name] = metadata.get("backend")
-        head = head or metadata.get("head") or head_of_directory(directory)
+    if head is None and sources:
+        head = head_of_directory(next(iter(sources.values())))
     if not uploads and not blocked:
         raise ValueError(f"{layout.root} has nothing to publish")
     card = build_model_card(repo_id, layout, published, blocked, head or "sequence", license)

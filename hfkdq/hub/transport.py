@@ -106,14 +106,16 @@ def push_to_hub(
     license: str = "apache-2.0",  # noqa: A002 - the card field's name
     commit_message: str = "Upload with hfkdq push",
     out=None,
+    run_results: dict[str, Any] | None = None,
 ) -> PushResult:
     """Publish a run (student on main, each passing variant on its branch); print the file lists first.
 
     Returns the commit of every revision and the variants the gate kept back (`PushResult.blocked`);
     raises ValueError for bad input (before any upload) and `HubPushError` when the Hub exchange fails.
+    `run_results`: the run's results, when the caller holds them (a recipe publishing itself).
     """
     out = out or sys.stdout
-    plan = plan_push(path, repo_id, max_metric_drop, license)
+    plan = plan_push(path, repo_id, max_metric_drop, license, run_results)
     if not dry_run:
         token = check_can_push(token)
     print(plan.describe(), file=out, flush=True)

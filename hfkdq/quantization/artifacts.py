@@ -38,6 +38,10 @@ class SavedModel:
         """The `AutoModelFor...` class that loads this head."""
         return auto_class_for(self.head)
 
+    def __fspath__(self) -> str:
+        """Where it is saved: a `SavedModel` goes wherever a path does (`Path(model)`, `open`, ...)."""
+        return str(self.path)
+
 
 def inspect_model_dir(model_dir: str | Path) -> SavedModel:
     """Check that `model_dir` holds an fp32 HF classification model, and describe it.

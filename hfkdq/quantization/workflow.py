@@ -31,7 +31,7 @@ from hfkdq.layout import RESULTS_FILE
 from hfkdq.outputs import check_output_dir, remove_stale_staging
 from hfkdq.quality_gate import gate
 from hfkdq.quantization.api import load_variant, quantize
-from hfkdq.quantization.artifacts import inspect_model_dir
+from hfkdq.quantization.artifacts import SavedModel, inspect_model_dir
 from hfkdq.quantization.errors import CalibrationDataError, MetricDropError
 from hfkdq.quantization.registry import check_options, get_method, method_device, parse_methods
 from hfkdq.quantization.verify import compare_predictions, write_verification
@@ -132,7 +132,7 @@ def _preflight(
 
 
 def quantize_and_evaluate(
-    model_dir: str | Path,
+    model_dir: str | Path | SavedModel,
     methods: str | Iterable[str],
     output_dir: str | Path,
     eval_dataset: Any,
@@ -140,7 +140,7 @@ def quantize_and_evaluate(
     compute_metrics: Callable,
     calibration_dataset: Any = None,
     max_metric_drop: float | None = None,
-    teacher_dir: str | Path | None = None,
+    teacher_dir: str | Path | SavedModel | None = None,
     *,
     main_metric: str | None = None,
     method_options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -171,7 +171,7 @@ def quantize_and_evaluate(
             logger.warning("Removed %s, left by an interrupted run.", stale)
         names = parse_methods(methods)
         max_metric_drop = check_max_metric_drop(max_metric_drop)
-        student = inspect_model_dir(model_dir)
+        student = model_dir if isinstance(model_dir, SavedModel) else inspect_model_dir(model_dir)
         output_dir = Path(output_dir)
         method_options = method_options or {}
         _preflight(student, names, output_dir, calibration_dataset, method_options, overwrite)
@@ -187,7 +187,7 @@ def quantize_and_evaluate(
         reference_predictions = {}
         for device in reference_devices(devices.values()):
             logger.info("Evaluating the fp32 student %s on %s", student.path, device)
-            reference_model = load_variant(student.path, device)
+            reference_model = load_variant(student, device)
             device = _placed_on(reference_model, device, "The fp32 student")
             reference = evaluate(reference_model, eval_dataset, data_collator, compute_metrics, batch_size)
             costs = measure(reference_model, student.path)
@@ -199,10 +199,11 @@ def quantize_and_evaluate(
         if teacher_dir is not None:
             logger.info("Evaluating the teacher %s", teacher_dir)
             teacher = load_variant(teacher_dir, rows[0]["device"])
+            teacher_path = Path(getattr(teacher_dir, "path", teacher_dir))
             device = _placed_on(teacher, rows[0]["device"], "The teacher")
             result = evaluate(teacher, eval_dataset, data_collator, compute_metrics, batch_size)
-            costs = measure(teacher, Path(teacher_dir))
-            rows.append(_row("teacher", "teacher", "fp32", Path(teacher_dir), device, result, costs))
+            costs = measure(teacher, teacher_path)
+            rows.append(_row("teacher", "teacher", "fp32", teacher_path, device, result, costs))
             _release(teacher)
 
         for name in names:
@@ -210,7 +211,7 @@ def quantize_and_evaluate(
             if get_method(name).needs_calibration_data:
                 options.setdefault("calibration_dataset", calibration_dataset)
             logger.info("Quantizing with %s", name)
-            variant_dir = quantize(student.path, name, output_dir / name, overwrite=overwrite, **options)
+            variant_dir = quantize(student, name, output_dir / name, overwrite=overwrite, **options)
             variant = load_variant(variant_dir, devices[name])
             device = _placed_on(variant, devices[name], name)
             result = evaluate(variant, eval_dataset, data_collator, compute_metrics, batch_size)

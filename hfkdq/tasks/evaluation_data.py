@@ -20,6 +20,7 @@ from typing import Any
 
 from hfkdq.model_checks import TOKENIZER_FILES
 from hfkdq.quantization.artifacts import inspect_evaluable_dir, inspect_model_dir
+from hfkdq.run_record import RunRecord, find_run_record, model_dir_of
 
 NER_TASK = "ner"
 SPLIT_ALIASES = {
@@ -39,6 +40,10 @@ class EvaluationData:
     eval_split: str
     eval_dataset: Any
     calibration_dataset: Any | None
+    task_name: str = NER_TASK
+    """'ner' or the GLUE task name the data was built for."""
+    run: RunRecord | None = None
+    """The run whose recorded data this is, when it came from a run's results.json."""
 
     @property
     def data_collator(self):
@@ -89,6 +94,22 @@ def _data_files(
         files = btc_files()
     if not include_train:
         files.pop("train", None)
+    return files or None
+
+
+def recorded_data_files(record: RunRecord | None, include_train: bool) -> dict[str, str] | None:
+    """The data files a run recorded (training split only with `include_train`); a recorded file that is
+    no longer where the run read it fails, naming it, rather than falling back to other data."""
+    if record is None or not record.data_files or record.task is None:
+        return None
+    files = {split: file for split, file in record.data_files.items() if include_train or split != "train"}
+    for split, file in files.items():
+        if not Path(file).is_file():
+            raise FileNotFoundError(
+                f"{record.run_dir / 'results.json'} records the {split} file {file}, which is not there (a "
+                "relative path is relative to where the run was started): run from there, or name the data "
+                "with --data_dir or --eval_file (and --task)"
+            )
     return files or None
 
 
@@ -174,9 +195,18 @@ def load_evaluation_data(
     The training split is tokenized only with `include_train` (static quantization's calibration pool).
     `allow_variants` accepts a quantized variant directory too (`hfkdq evaluate`); quantizing refuses
     one up front, before any data is read, so it leaves this off.
+    A run directory, or a model inside one (RUN/student, RUN/quantized/<method>), given without `task`,
+    `eval_file`, `data_dir` or `train_file`, is evaluated on the task, data files and split its
+    results.json records (`hfkdq.run_record`); the BTC default is for a bare model only.
     """
     from transformers import AutoTokenizer
 
+    model_dir = model_dir_of(model_dir)
+    # A run's own data, when the user names none: what its student was trained and selected on.
+    record = None if (task or eval_file or data_dir or train_file) else find_run_record(model_dir)
+    recorded_files = recorded_data_files(record, include_train)
+    if recorded_files:
+        task, eval_split = record.task, eval_split or record.eval_split
     model = inspect_evaluable_dir(model_dir) if allow_variants else inspect_model_dir(model_dir)
     task = (task or (NER_TASK if model.head == "token" else "")).lower()
     if not task:
@@ -198,7 +228,9 @@ def load_evaluation_data(
             f"{model.path} has no tokenizer to tokenize the evaluation data with: {error}"
         ) from error
 
-    files = _data_files(task, eval_file, data_dir, train_file, eval_split or "validation", include_train)
+    files = recorded_files or _data_files(
+        task, eval_file, data_dir, train_file, eval_split or "validation", include_train
+    )
     if task == NER_TASK:
         data = _ner_task(tokenizer, files, max_seq_length, max_eval_samples)
         data = _align_ner_labels(data, [model.config.id2label[i] for i in range(model.config.num_labels)])
@@ -215,5 +247,10 @@ def load_evaluation_data(
         )
     calibration = data.features["train"] if "train" in data.features and split != "train" else None
     return EvaluationData(
-        task=data, eval_split=split, eval_dataset=data.features[split], calibration_dataset=calibration
+        task=data,
+        eval_split=split,
+        eval_dataset=data.features[split],
+        calibration_dataset=calibration,
+        task_name=task,
+        run=record if recorded_files else None,
     )
