@@ -101,6 +101,44 @@ class StudentArguments:
             "CE only, labelled data) and report it beside the distilled one: does distillation pay here?"
         },
     )
+    prune_ffn_keep: float | None = field(
+        default=None,
+        metadata={
+            "help": "After distilling, keep this share (0-1] of every layer's FFN neurons, the most important "
+            "by --prune_importance on training batches, then recover by distilling again from the same teacher "
+            "(from its cache with --teacher_cache: no teacher pass). The result is a stock model with a smaller "
+            "intermediate_size; --quantize applies to it. The unpruned student is kept in unpruned-student/."
+        },
+    )
+    prune_importance: str = field(
+        default="taylor",
+        metadata={
+            "help": "How FFN neurons are scored: taylor (activation x gradient), fisher, or magnitude."
+        },
+    )
+    prune_importance_samples: int = field(
+        default=512, metadata={"help": "Training examples the importance scores are computed on."}
+    )
+    prune_recovery_epochs: float | None = field(
+        default=None,
+        metadata={"help": "Epochs of recovery distillation after pruning (default: num_train_epochs)."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.prune_ffn_keep is not None:
+            from hfkdq.pruning import check_ffn_keep, check_importance
+
+            check_ffn_keep(self.prune_ffn_keep)
+            check_importance(self.prune_importance)
+            if self.prune_importance_samples < 1:
+                raise ValueError(
+                    f"--prune_importance_samples must be >= 1; got {self.prune_importance_samples}"
+                )
+            if self.prune_recovery_epochs is not None and not self.prune_recovery_epochs > 0:
+                raise ValueError(
+                    f"--prune_recovery_epochs must be > 0; got {self.prune_recovery_epochs} (to skip recovery, "
+                    "prune with hfkdq prune instead)"
+                )
 
 
 @dataclass

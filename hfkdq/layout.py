@@ -3,7 +3,8 @@
 
     <output_dir>/
         results.json          the run: teacher, student, distillation settings, metrics (RESULTS_FILE)
-        student/              the fp32 student + tokenizer (STUDENT_DIR)
+        student/              the fp32 student + tokenizer (STUDENT_DIR); pruned + recovered with --prune_ffn_keep
+        unpruned-student/     the distilled student before pruning, with --prune_ffn_keep (UNPRUNED_STUDENT_DIR)
         teacher/              a teacher fine-tuned by the run (TEACHER_DIR)
         plain-student/        the no-distillation baseline, with --compare_plain (PLAIN_STUDENT_DIR)
         teacher-cache/        the teacher's stored logits, with --teacher_cache auto (TEACHER_CACHE_DIR)
@@ -27,6 +28,7 @@ VERIFICATION_FILE = "verification.json"
 STUDENT_DIR = "student"
 TEACHER_DIR = "teacher"
 PLAIN_STUDENT_DIR = "plain-student"
+UNPRUNED_STUDENT_DIR = "unpruned-student"
 TEACHER_CACHE_DIR = "teacher-cache"
 QUANTIZED_DIR = "quantized"
 

@@ -21,7 +21,14 @@ from hfkdq.checkpoints import check_checkpoint_fits, resolve_resume_checkpoint
 from hfkdq.compatibility import check_cross_tokenizer_terms
 from hfkdq.config import DistillationArguments
 from hfkdq.environment import capture_environment
-from hfkdq.layout import PLAIN_STUDENT_DIR, QUANTIZED_DIR, RESULTS_FILE, STUDENT_DIR, TEACHER_DIR
+from hfkdq.layout import (
+    PLAIN_STUDENT_DIR,
+    QUANTIZED_DIR,
+    RESULTS_FILE,
+    STUDENT_DIR,
+    TEACHER_DIR,
+    UNPRUNED_STUDENT_DIR,
+)
 from hfkdq.loss_terms import WEIGHT_FIELDS, active_terms, distillation_settings
 from hfkdq.outputs import remove_stale_staging, save_model_atomically, write_json_atomically
 from hfkdq.report import format_summary
@@ -187,6 +194,9 @@ def prepare_run(
                 "student_data=StudentData(build_task(data_args, its tokenizer), its tokenizer, own_tokenizer=True)"
             )
         check_student_vocabulary(student_config, student.tokenizer, student_source)
+    if model_args.prune_ffn_keep is not None:
+        # A keep share that leaves no neuron, or a student without a BERT-style FFN, fails before training.
+        check_prunable_config(model_args)
     train_dataset = task.train_dataset
     if student.own_tokenizer:
         check_cross_tokenizer_terms(training_args, True, task.head == "token", task.head == "token")
@@ -287,6 +297,9 @@ class DistilStage:
     cache: Any
     saved: Any
     """The saved student as `hfkdq.quantization.artifacts.SavedModel`: its path, config and head."""
+    unpruned: PreTrainedModel | None = None
+    """The distilled student before `--prune_ffn_keep` pruned and recovered it; None without pruning."""
+    pruning: dict[str, Any] | None = None
 
 
 def distil_stage(
@@ -317,11 +330,26 @@ def distil_stage(
         teacher_cache=cache,
     )
     train_result = trainer.train(resume_from_checkpoint=run.resume_checkpoint)
+    unpruned = pruning = None
+    if model_args.prune_ffn_keep is not None:
+        save_model_atomically(trainer, run.output_dir / UNPRUNED_STUDENT_DIR)
+        unpruned = trainer.student
+        trainer, pruning = prune_and_recover(
+            model_args,
+            training_args,
+            trainer,
+            teacher.model,
+            train_dataset,
+            run.labelled_dataset,
+            student.task,
+            cache,
+            teacher_processing_class=tokenizer if student.own_tokenizer else None,
+        )
     student_dir = run.output_dir / STUDENT_DIR
     save_model_atomically(trainer, student_dir)
     # Described from memory: nothing downstream reads the saved config back to learn what it just wrote.
     saved = SavedModel(path=student_dir, config=trainer.student.config, head=task.head)
-    return DistilStage(trainer, train_result, train_dataset, cache, saved)
+    return DistilStage(trainer, train_result, train_dataset, cache, saved, unpruned, pruning)
 
 
 def evaluate_stage(
@@ -340,6 +368,8 @@ def evaluate_stage(
         )
 
     evaluations = {"teacher": teacher.evaluation, "student": evaluate(distilled.trainer.student)}
+    if distilled.unpruned is not None:
+        evaluations["unpruned_student"] = evaluate(distilled.unpruned)
     if run.model_args.compare_plain:
         plain = train_plain_baseline(
             run.model_args, training_args, teacher.model, student, run.labelled_dataset
@@ -423,6 +453,12 @@ def assemble_results(
         results["plain_student"] = {
             "path": str(output_dir / PLAIN_STUDENT_DIR),
             "metrics": metrics["plain_student"],
+        }
+    if distilled.pruning is not None:
+        results["pruning"] = distilled.pruning
+        results["unpruned_student"] = {
+            "path": str(output_dir / UNPRUNED_STUDENT_DIR),
+            "metrics": metrics["unpruned_student"],
         }
     results["wall_time_s"] = round(time.perf_counter() - started, 1)
     return results
@@ -596,6 +632,64 @@ def build_student(model_args: ModelArguments, teacher: PreTrainedModel) -> PreTr
 CACHE_FIX = (
     "Pass --teacher_cache auto (kept in <output_dir>/teacher-cache), a new or empty directory, or delete it."
 )
+
+
+def check_prunable_config(model_args: ModelArguments) -> None:
+    """The student's FFN width (from the teacher's or the student's config) must survive --prune_ffn_keep."""
+    from hfkdq.pruning import neurons_to_keep
+    from hfkdq.pruning.ffn import intermediate_size_key
+
+    source = model_args.student_name_or_path or model_args.teacher_name_or_path
+    config = AutoConfig.from_pretrained(resolve_model_name_or_path(source))
+    neurons_to_keep(model_args.prune_ffn_keep, getattr(config, intermediate_size_key(config)))
+
+
+def prune_and_recover(
+    model_args: ModelArguments,
+    training_args: DistillationArguments,
+    trainer: DistillationTrainer,
+    teacher: PreTrainedModel,
+    train_dataset: Any,
+    labelled_dataset: Any,
+    task: TaskData,
+    cache: Any,
+    teacher_processing_class: Any = None,
+) -> tuple[DistillationTrainer, dict[str, Any]]:
+    """Prune the distilled student's FFNs (scored on the gold examples, in the student's tokens), then
+    distil it again from the same teacher on the distillation's own training set, through its cache if any."""
+    from hfkdq.pruning import prune_model
+    from hfkdq.pruning.recovery import recover
+
+    student = trainer.student
+    pruning = prune_model(
+        student,
+        model_args.prune_ffn_keep,
+        labelled_dataset,
+        task.data_collator,
+        importance=model_args.prune_importance,
+        max_samples=model_args.prune_importance_samples,
+        seed=training_args.seed,
+    )
+    pruning.pop("kept_neurons")
+    logger.info(
+        "Pruned every FFN from %d to %d neurons; recovering.", pruning["original_width"], pruning["width"]
+    )
+    recovered = recover(
+        student,
+        teacher,
+        training_args,
+        train_dataset,
+        task.data_collator,
+        processing_class=trainer.processing_class,
+        teacher_processing_class=teacher_processing_class,
+        teacher_cache=cache,
+        num_train_epochs=model_args.prune_recovery_epochs,
+    )
+    pruning["recovery"] = {
+        "num_train_epochs": model_args.prune_recovery_epochs or training_args.num_train_epochs,
+        "from_teacher_cache": cache is not None,
+    }
+    return recovered, pruning
 
 
 def check_teacher_cache_settings(model_args: ModelArguments, training_args: DistillationArguments) -> None:

@@ -34,6 +34,7 @@ from hfkdq.layout import (
     STUDENT_DIR,
     TEACHER_CACHE_DIR,
     TEACHER_DIR,
+    UNPRUNED_STUDENT_DIR,
 )
 
 logger = logging.getLogger(__name__)
@@ -102,10 +103,18 @@ def run_lock(output_dir: str | Path) -> Iterator[Path]:
             output_dir.rmdir()  # a run that failed before writing anything leaves no directory behind
 
 
-RUN_ARTIFACTS = (STUDENT_DIR, TEACHER_DIR, PLAIN_STUDENT_DIR, QUANTIZED_DIR, TEACHER_CACHE_DIR, RESULTS_FILE)
+RUN_ARTIFACTS = (
+    STUDENT_DIR,
+    TEACHER_DIR,
+    PLAIN_STUDENT_DIR,
+    UNPRUNED_STUDENT_DIR,
+    QUANTIZED_DIR,
+    TEACHER_CACHE_DIR,
+    RESULTS_FILE,
+)
 """What a finished run leaves in its output directory."""
 
-TRAINING_STATE = ("teacher-training", "plain-student-training")
+TRAINING_STATE = ("teacher-training", "plain-student-training", "prune-recovery-training")
 """Where a run keeps what a resume reads, besides the Trainer's ``checkpoint-N`` directories."""
 
 RESUMABLE = (TEACHER_DIR, TEACHER_CACHE_DIR, *TRAINING_STATE)

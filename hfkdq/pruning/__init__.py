@@ -43,6 +43,7 @@ __all__ = [
     "PRUNING_CONFIG_KEY",
     "PruningError",
     "check_ffn_keep",
+    "check_importance",
     "ffn_importance",
     "find_ffn_blocks",
     "neurons_to_keep",
