@@ -200,6 +200,13 @@ class QuantizationArguments:
         default=None,
         metadata={"help": "Fail the run when a quantized variant loses more than this many metric points."},
     )
+    mixed_precision: bool = field(
+        default=False,
+        metadata={
+            "help": "With --max_metric_drop and onnx-int8: when full int8 misses the budget, search onnx-int8-mixed, "
+            "which keeps the MatMuls int8 hurts most in fp32 until the drop fits."
+        },
+    )
     latency_repeats: int = field(
         default=20,
         metadata={"help": "Timed forward passes per batch size when the quantized variants are measured."},
@@ -226,6 +233,13 @@ class QuantizationArguments:
             raise ValueError(
                 f"--latency_repeats must be >= 1 and --latency_warmup >= 0; got {self.latency_repeats} "
                 f"and {self.latency_warmup}"
+            )
+        if self.mixed_precision and (
+            self.max_metric_drop is None or "onnx-int8" not in (self.quantize or "").split(",")
+        ):
+            raise ValueError(
+                "--mixed_precision searches a variant within --max_metric_drop when onnx-int8 misses it: give "
+                "--quantize with onnx-int8 and --max_metric_drop"
             )
         if self.quantize:
             from hfkdq.quantization.registry import parse_methods

@@ -570,6 +570,7 @@ def quantize_student(model_args: ModelArguments, task: TaskData, student: Any, t
         latency_repeats=model_args.latency_repeats,
         latency_warmup=model_args.latency_warmup,
         overwrite=True,
+        mixed_precision=model_args.mixed_precision,
     )
     return quantization | {"eval_split": split}
 

@@ -144,3 +144,45 @@ def test_sensitivity_lists_every_weight_matmul_and_embedding(sabotaged, tmp_path
     # 2 layers x (query, key, value, attention output, FFN up, FFN down) + the classifier
     assert len(matmuls) == 2 * 6 + 1
     assert np.all([("Gather" in node) or ("MatMul" in node) for node in nodes])
+
+
+def test_quantize_falls_back_to_mixed_precision_when_onnx_int8_misses_the_budget(sabotaged, tmp_path):
+    from hfkdq.quantization.errors import MetricDropError
+    from hfkdq.quantization.workflow import quantize_and_evaluate
+
+    directory, dataset, collator = sabotaged
+    common = dict(max_metric_drop=5.0, main_metric="accuracy", latency_repeats=0)
+    with pytest.raises(MetricDropError, match="onnx-int8"):
+        quantize_and_evaluate(
+            directory, "onnx-int8", tmp_path / "strict", dataset, collator, _accuracy, **common
+        )
+    results = quantize_and_evaluate(
+        directory,
+        "onnx-int8",
+        tmp_path / "mixed",
+        dataset,
+        collator,
+        _accuracy,
+        mixed_precision=True,
+        **common,
+    )
+    rows = {row["name"]: row for row in results["variants"]}
+    assert (
+        -rows["onnx-int8"]["deltas"]["metric_points"]
+        > 5.0
+        >= -rows["onnx-int8-mixed"]["deltas"]["metric_points"]
+    )
+    assert results["mixed_precision"]["found"] and results["mixed_precision"]["replaces"] == "onnx-int8"
+    assert results["violations"] == []
+    assert read_metadata(tmp_path / "mixed" / "onnx-int8-mixed")["method"] == "onnx-int8"
+
+
+def test_mixed_precision_needs_a_budget_and_onnx_int8(sabotaged, tmp_path):
+    from hfkdq.quantization.workflow import quantize_and_evaluate
+
+    directory, dataset, collator = sabotaged
+    with pytest.raises(ValueError, match="--mixed_precision searches"):
+        quantize_and_evaluate(
+            directory, "onnx-int8", tmp_path / "q", dataset, collator, _accuracy, mixed_precision=True
+        )
+    assert not (tmp_path / "q" / "onnx-int8").exists()

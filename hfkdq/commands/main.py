@@ -19,12 +19,13 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from hfkdq.commands import distill, evaluate, push, quantize, report
+from hfkdq.commands import distill, evaluate, prune, push, quantize, report
 from hfkdq.commands.errors import exit_status, split_verbose
 from hfkdq.commands.flags import OneLineArgumentParser
 
 VERBS: dict[str, ModuleType] = {
     "distill": distill,
+    "prune": prune,
     "quantize": quantize,
     "evaluate": evaluate,
     "report": report,

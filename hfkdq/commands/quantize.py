@@ -39,6 +39,10 @@ Examples:
   hfkdq quantize outputs/conll/student --output_dir outputs/conll/quantized --methods onnx-int8-static \\
       --data_dir data/conll2003 --calibration_samples 200 --teacher_dir outputs/conll/teacher
 
+  # ONNX int8 within 0.1 F1 point: if full int8 misses, keep the most sensitive MatMuls in fp32
+  hfkdq quantize outputs/conll/student --output_dir outputs/conll/quantized --methods onnx-int8 \\
+      --data_dir data/conll2003 --max_metric_drop 0.1 --mixed_precision
+
   # an SST-2 student, torch int8 only, on a GLUE dev TSV
   hfkdq quantize outputs/glue-sst2/student --task sst2 --eval_file dev.tsv --methods torch-int8 \\
       --output_dir outputs/glue-sst2/quantized
@@ -73,6 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=finite_number(0),
         default=None,
         help="Fail (exit 3) when a variant loses more than this many metric points (x100) vs the fp32 student.",
+    )
+    parser.add_argument(
+        "--mixed_precision",
+        action="store_true",
+        help="With --max_metric_drop and onnx-int8: when full int8 misses the budget, search onnx-int8-mixed, which "
+        "keeps the MatMuls int8 hurts most in fp32 until the drop fits (fails if even fp32 cannot).",
     )
     parser.add_argument(
         "--teacher_dir",
@@ -172,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
             latency_repeats=args.latency_repeats,
             latency_warmup=args.latency_warmup,
             overwrite=args.overwrite,
+            mixed_precision=args.mixed_precision,
         )
     except MetricDropError as error:
         print(summary_table(error.results))

@@ -13,7 +13,7 @@ until the metric criterion holds. Here, on the held-out batches the variant is j
    smallest k whose metric drop is within the budget. Every probe is a real quantization scored with the
    task's metric, and the k written out is one that was measured to meet the budget.
 
-The variant (`onnx-int8-mixed`) records which nodes stayed fp32, every node's sensitivity and every
+The variant (`onnx-int8-mixed`, method onnx-int8) records which nodes stayed fp32, every node's sensitivity and every
 probe in its `hfkdq_quantization.json`.
 """
 
@@ -43,7 +43,9 @@ from hfkdq.quantization.verify import compare_predictions
 
 logger = logging.getLogger(__name__)
 
-METHOD = "onnx-int8-mixed"
+VARIANT = "onnx-int8-mixed"
+"""The variant's directory (and Hub branch) name; its metadata says method onnx-int8, which it is: the
+same ONNX Runtime dynamic int8 with some nodes excluded, loaded the same way."""
 SENSITIVITY_SAMPLES = 256
 
 
@@ -223,7 +225,7 @@ def search_mixed_precision(
             model,
             final,
             output_dir,
-            method=METHOD,
+            method="onnx-int8",
             options=options,
             level=level,
             overwrite=overwrite,

@@ -31,7 +31,7 @@ from hfkdq.layout import RESULTS_FILE
 from hfkdq.outputs import check_output_dir, remove_stale_staging
 from hfkdq.quality_gate import gate
 from hfkdq.quantization.api import load_variant, quantize
-from hfkdq.quantization.artifacts import SavedModel, inspect_model_dir
+from hfkdq.quantization.artifacts import SavedModel, inspect_model_dir, read_metadata
 from hfkdq.quantization.errors import CalibrationDataError, MetricDropError
 from hfkdq.quantization.registry import check_options, get_method, method_device, parse_methods
 from hfkdq.quantization.verify import compare_predictions, write_verification
@@ -150,6 +150,7 @@ def quantize_and_evaluate(
     latency_repeats: int = 20,
     latency_warmup: int = 3,
     overwrite: bool = False,
+    mixed_precision: bool = False,
 ) -> dict[str, Any]:
     """Write `output_dir/<method>/` per method plus results.json, REPORT.md, pareto.png; return the results.
 
@@ -164,6 +165,10 @@ def quantize_and_evaluate(
     `max_metric_drop` is in metric points (0.01 of a fraction metric); exceeding it raises
     `MetricDropError` after everything is written. `method_options` maps a method name to extra
     options for its backend (e.g. {"onnx-int8": {"per_channel": False}}).
+    With `mixed_precision`, an onnx-int8 variant that misses `max_metric_drop` falls back to the
+    mixed-precision search (`hfkdq.quantization.mixed_precision`): the `onnx-int8-mixed` variant keeps
+    the most sensitive nodes in fp32 until the drop fits, and replaces onnx-int8 at the gate. A budget
+    even fp32 cannot meet is recorded and the gate still fails.
     """
     # One quantize run per output directory; scratch left by a killed run is removed under the lock.
     with run_lock(output_dir):
@@ -171,9 +176,16 @@ def quantize_and_evaluate(
             logger.warning("Removed %s, left by an interrupted run.", stale)
         names = parse_methods(methods)
         max_metric_drop = check_max_metric_drop(max_metric_drop)
+        if mixed_precision and (max_metric_drop is None or "onnx-int8" not in names):
+            raise ValueError(
+                "--mixed_precision searches a variant within --max_metric_drop when onnx-int8 misses it: "
+                "give both --max_metric_drop and the onnx-int8 method"
+            )
         student = model_dir if isinstance(model_dir, SavedModel) else inspect_model_dir(model_dir)
         output_dir = Path(output_dir)
         method_options = method_options or {}
+        if mixed_precision:
+            check_output_dir(output_dir / "onnx-int8-mixed", overwrite)
         _preflight(student, names, output_dir, calibration_dataset, method_options, overwrite)
         latency_batch_sizes = tuple(latency_batch_sizes)
 
@@ -228,6 +240,33 @@ def quantize_and_evaluate(
         for row in rows:
             row["deltas"] = deltas(row, reference_for(row, rows), metric)
         failures = gate(rows, max_metric_drop, metric)
+        fallback = None
+        if mixed_precision and any(failure.variant == "onnx-int8" for failure in failures):
+            fallback = _mixed_precision_fallback(
+                student,
+                rows,
+                output_dir,
+                eval_dataset,
+                data_collator,
+                compute_metrics,
+                metric,
+                max_metric_drop,
+                method_options.get("onnx-int8", {}),
+                batch_size,
+                overwrite,
+                measure,
+            )
+            if fallback.get("row") is not None:
+                row = fallback.pop("row")
+                row["verification"] = compare_predictions(
+                    reference_predictions[row["device"]], row.pop("predictions")
+                )
+                write_verification(Path(row["path"]), row["verification"], reference=student.path)
+                row["deltas"] = deltas(row, reference_for(row, rows), metric)
+                rows.append(row)
+                failures = gate(rows, max_metric_drop, metric)
+                if fallback["found"]:
+                    failures = [failure for failure in failures if failure.variant != "onnx-int8"]
 
         results = {
             "model_dir": str(student.path),
@@ -246,9 +285,11 @@ def quantize_and_evaluate(
             "max_metric_drop": max_metric_drop,
             "environment": capture_environment(),
             "violations": [failure.as_record() for failure in failures],
+            "mixed_precision": fallback,
             "variants": rows,
         }
-        results["variants"] += earlier_variants(output_dir, student.path, names)
+        redone = [*names, "onnx-int8-mixed"] if mixed_precision else names
+        results["variants"] += earlier_variants(output_dir, student.path, redone)
         results["files"] = {key: str(path) for key, path in write_report(results, output_dir).items()}
         if failures:
             raise MetricDropError(
@@ -257,6 +298,59 @@ def quantize_and_evaluate(
                 results,
             )
         return results
+
+
+def _mixed_precision_fallback(
+    student,
+    rows,
+    output_dir,
+    eval_dataset,
+    data_collator,
+    compute_metrics,
+    metric,
+    budget,
+    options,
+    batch_size,
+    overwrite,
+    measure,
+) -> dict[str, Any]:
+    """Search the onnx-int8-mixed variant and measure it like every other row (its predictions kept for
+    verification); or record why no variant can meet the budget."""
+    from hfkdq.quantization.mixed_precision import VARIANT, BudgetUnreachableError, search_mixed_precision
+
+    reference = next(row for row in rows if row["role"] == "student" and row["device"] == "cpu")
+    try:
+        variant_dir = search_mixed_precision(
+            student,
+            output_dir / VARIANT,
+            eval_dataset=eval_dataset,
+            data_collator=data_collator,
+            compute_metrics=compute_metrics,
+            main_metric=metric,
+            reference_metric=reference["metrics"][metric],
+            max_metric_drop=budget,
+            batch_size=batch_size,
+            overwrite=overwrite,
+            **{key: options[key] for key in ("cpu_target", "per_channel", "optimize") if key in options},
+        )
+    except BudgetUnreachableError as error:
+        logger.warning("%s", error)
+        return {"found": False, "reason": str(error)}
+    variant = load_variant(variant_dir, "cpu")
+    result = evaluate(variant, eval_dataset, data_collator, compute_metrics, batch_size)
+    row = _row(VARIANT, "variant", "onnx-int8", variant_dir, "cpu", result, measure(variant, variant_dir))
+    row["predictions"] = result.predictions
+    _release(variant)
+    record = read_metadata(variant_dir)["mixed_precision"]
+    return {
+        "found": True,
+        "variant": VARIANT,
+        "replaces": "onnx-int8",
+        "nodes_in_fp32": record["nodes_in_fp32"],
+        "nodes_total": len(record["nodes_in_fp32"]) + len(record["nodes_in_int8"]),
+        "search_metric_drop": record["metric_drop"],
+        "row": row,
+    }
 
 
 def earlier_variants(output_dir: Path, model_dir: Path, methods: Iterable[str]) -> list[dict[str, Any]]:
