@@ -277,7 +277,9 @@ def test_a_bad_flag_usage_is_one_line_from_the_recipe(tmp_path, capsys):
     status = recipe_main(
         NerDataArguments, build_ner_task, ["--output_dir", str(tmp_path / "o"), "--learning_rate"]
     )
-    assert status == EXIT_ERROR and "--learning_rate/--learning-rate: expected one argument" in _error_line(capsys)
+    assert status == EXIT_ERROR and "--learning_rate/--learning-rate: expected one argument" in _error_line(
+        capsys
+    )
 
 
 # ------------------------------------------------------------------------------------------- data
