@@ -311,9 +311,16 @@ def int8_row(results: dict) -> dict | None:
     return _variant(results, "onnx-int8") or _variant(results, "torch-int8")
 
 
-def measured(results: dict) -> dict | None:
-    """Retention, speed-ups and bytes of a stage's int8 student against its fp32 teacher, one process."""
+def measured(results: dict, fallback_teacher: dict | None = None) -> dict | None:
+    """Retention, speed-ups and bytes of a stage's int8 student against its fp32 teacher, one process.
+
+    A student with its own tokenizer has no teacher row in its stage (the teacher cannot read its
+    evaluation data): the task's first stage's teacher row stands in, and ``teacher_timed_in_stage``
+    is then false, since the teacher's latency was timed in another process.
+    """
     teacher, int8 = _variant(results, "teacher"), int8_row(results)
+    same_process = teacher is not None
+    teacher = teacher or fallback_teacher
     if teacher is None or int8 is None:
         return None
     metric = results["quantization"]["main_metric"]
@@ -333,6 +340,7 @@ def measured(results: dict) -> dict | None:
         "size_ratio": round(int8["size_bytes"] / teacher["size_bytes"], 4)
         if teacher.get("size_bytes")
         else None,
+        "teacher_timed_in_stage": same_process,
     }
 
 
@@ -343,7 +351,8 @@ def candidates(stages: dict[str, dict], students: tuple[str, ...]) -> dict[str, 
         for transfer in (False, True):
             name = f"{student}-kd" + ("-transfer" if transfer else "")
             for task, *_ in TASKS:
-                figures = measured(stages.get(stage_name(task, student, transfer)) or {})
+                first = _variant(stages.get(stage_name(task, students[0])) or {}, "teacher")
+                figures = measured(stages.get(stage_name(task, student, transfer)) or {}, first)
                 if figures is not None:
                     table.setdefault(name, {})[task] = figures
     return table

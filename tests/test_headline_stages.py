@@ -178,3 +178,18 @@ def test_a_headline_with_no_finished_stage_is_all_null(headline):
 
     assert figures["best_student"] is None and figures["fast_student"] is None
     assert figures["best_ner_retention"] is None and figures["ner_transfer_gain"] is None
+
+
+def test_a_student_with_its_own_tokenizer_is_measured_against_the_first_stage_teacher(headline):
+    stages = {f"{task}-L3": _stage(task, 42, 0.8, 0.78, int8=0.8) for task in ("sst2", "conll2003")}
+    for task in ("sst2", "conll2003"):
+        own = _stage(task, 42, 0.85, 0.8, int8=0.85, b1=(50.0, 2.0), b32=(1500.0, 50.0))
+        own["quantization"]["variants"] = own["quantization"]["variants"][1:]  # no teacher row
+        stages[f"{task}-minilm3"] = own
+
+    table = headline.candidates(stages, ("L3", "minilm3"))
+
+    assert table["minilm3-kd"]["sst2"]["retention"] == round(0.85 / 0.9, 4)
+    assert table["minilm3-kd"]["sst2"]["speedup_b1"] == 25.0, "the first stage's teacher: 50 ms / 2 ms"
+    assert table["minilm3-kd"]["sst2"]["teacher_timed_in_stage"] is False
+    assert table["L3-kd"]["sst2"]["teacher_timed_in_stage"] is True
