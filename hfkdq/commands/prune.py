@@ -31,9 +31,7 @@ Examples:
   hfkdq prune outputs/conll/student --ffn_keep 0.75 --output_dir pruned --data_dir data/conll2003 \\
       --importance_samples 256
 
-  # then quantize it like any student
-  hfkdq quantize outputs/conll-pruned --methods onnx-int8 --output_dir outputs/conll-pruned-quantized \\
-      --data_dir data/conll2003
+A pruned student is a stock model: quantize it like any other (hfkdq quantize outputs/conll-pruned ...).
 """
 
 
