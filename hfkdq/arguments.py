@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from hfkdq.student_init import DEFAULT_STUDENT_INIT, DEFAULT_STUDENT_NUM_LAYERS, init_help
 from hfkdq.validation import (
+    check_count,
     check_max_metric_drop,
     check_positive_number,
     check_share,
@@ -125,20 +126,15 @@ class StudentArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.prune_ffn_keep is not None:
-            from hfkdq.pruning import check_ffn_keep, check_importance
+        # Every pruning flag is checked even without --prune_ffn_keep: a bad value is a mistake either way.
+        from hfkdq.pruning import check_ffn_keep, check_importance
 
+        if self.prune_ffn_keep is not None:
             check_ffn_keep(self.prune_ffn_keep)
-            check_importance(self.prune_importance)
-            if self.prune_importance_samples < 1:
-                raise ValueError(
-                    f"--prune_importance_samples must be >= 1; got {self.prune_importance_samples}"
-                )
-            if self.prune_recovery_epochs is not None and not self.prune_recovery_epochs > 0:
-                raise ValueError(
-                    f"--prune_recovery_epochs must be > 0; got {self.prune_recovery_epochs} (to skip recovery, "
-                    "prune with hfkdq prune instead)"
-                )
+        check_importance(self.prune_importance)
+        check_count("prune_importance_samples", self.prune_importance_samples, allow_none=False)
+        if self.prune_recovery_epochs is not None:
+            check_positive_number("prune_recovery_epochs", self.prune_recovery_epochs)
 
 
 @dataclass

@@ -56,6 +56,7 @@ BAD_TEXT = {
     "dataset_name": MISSING,
     "output_dir": "<a file>",
     "resume_from_checkpoint": MISSING,
+    "prune_importance": "bogus",
 }
 """hfkdq's own text flags: a value each must refuse."""
 FREE_TEXT = {
@@ -187,6 +188,7 @@ CLI_BAD_TEXT = {
     "output": "<a directory>",
     "run_dirs": MISSING,
     "recipe_args": "--no_such_flag",
+    "ffn_keep": "1.5",
 }
 """Text flags of the `hfkdq` verbs: a value each must refuse."""
 
@@ -250,6 +252,7 @@ def _cli_argv(setup: dict, verb: str, output_dir: Path) -> list[str]:
         "report": ["report", str(setup["root"] / "results.json"), "--output_dir", str(output_dir)],
         "push": ["push", student, "--repo_id", "someone/tiny", "--dry_run"],
         "distill": ["distill", "ner"],
+        "prune": ["prune", student, "--ffn_keep", "0.5", "--output_dir", str(output_dir)],
     }[verb]
 
 

@@ -424,11 +424,12 @@ def test_not_a_saved_model_is_a_clear_error(online, capsys, tmp_path):
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
 def test_bad_threshold_is_refused(online, capsys, run_dir, value):
-    status, err = run_cli(
-        capsys, str(run_dir), "--repo_id", REPO, "--token", "hf_x", f"--max_metric_drop={value}"
-    )
-    assert status == EXIT_ERROR
-    assert "--max_metric_drop must be a finite number of metric points >= 0" in err
+    """Refused while the flags are parsed, before the run is read: one line, exit status 1."""
+    with pytest.raises(SystemExit) as exited:
+        run_cli(capsys, str(run_dir), "--repo_id", REPO, "--token", "hf_x", f"--max_metric_drop={value}")
+    assert exited.value.code == EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "argument --max_metric_drop: must be a finite number >= 0" in err
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import Any
 
 from hfkdq.commands.errors import EXIT_OK
 from hfkdq.commands.evaluate import add_evaluation_data_arguments, evaluation_data_options
+from hfkdq.commands.flags import directory_to_write, existing_path, finite_number, whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ffn_keep", required=True, help="Share of every layer's FFN neurons to keep, in (0, 1], e.g. 0.5."
     )
     parser.add_argument(
-        "--output_dir", required=True, help="Gets the pruned model, its tokenizer and pruning.json."
+        "--output_dir",
+        type=directory_to_write,
+        required=True,
+        help="Gets the pruned model, its tokenizer and pruning.json.",
     )
     parser.add_argument(
         "--importance",
@@ -55,25 +59,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=tuple(IMPORTANCE_METHODS),
         help="How neurons are scored: " + "; ".join(f"{k}: {v}" for k, v in IMPORTANCE_METHODS.items()),
     )
-    parser.add_argument("--importance_samples", type=int, default=512, help="Training examples scored.")
+    parser.add_argument(
+        "--importance_samples", type=whole_number(1), default=512, help="Training examples scored."
+    )
     data = add_evaluation_data_arguments(parser)
-    data.add_argument("--train_file", default=None, help="Training file: importance scores and recovery.")
     data.add_argument(
-        "--max_train_samples", type=int, default=None, help="Use the first N training examples."
+        "--train_file",
+        type=existing_path,
+        default=None,
+        help="Training file: importance scores and recovery.",
+    )
+    data.add_argument(
+        "--max_train_samples", type=whole_number(1), default=None, help="Use the first N training examples."
     )
     recovery = parser.add_argument_group("recovery (distillation from the teacher)")
     recovery.add_argument(
-        "--teacher_dir", default=None, help="The teacher to recover from (default: the run's teacher)."
+        "--teacher_dir",
+        type=existing_path,
+        default=None,
+        help="The teacher to recover from (default: the run's teacher).",
     )
     recovery.add_argument(
         "--recovery_epochs",
-        type=float,
+        type=finite_number(0),
         default=None,
         help="Epochs of recovery (default: 2 with a teacher; 0: none).",
     )
-    recovery.add_argument("--learning_rate", type=float, default=1e-4)
-    recovery.add_argument("--batch_size", type=int, default=16, help="Training and evaluation batch size.")
-    recovery.add_argument("--seed", type=int, default=42)
+    recovery.add_argument("--learning_rate", type=finite_number(0), default=1e-4)
+    recovery.add_argument(
+        "--batch_size", type=whole_number(1), default=16, help="Training and evaluation batch size."
+    )
+    recovery.add_argument("--seed", type=whole_number(0), default=42)
     parser.add_argument("--overwrite", action="store_true", help="Replace an existing --output_dir.")
 
 
