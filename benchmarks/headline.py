@@ -4,17 +4,19 @@
 Stages, each a recipe run whose finished ``results.json`` marks it done, so a killed benchmark
 continues where it stopped. Each finished stage records its flags; a resumed run whose preset has
 changed since refuses up front, naming the flags, instead of mixing results from two settings.
-Per task (SST-2 first, then CoNLL-2003) and per student of `STUDENTS`:
+Per student of `STUDENTS` and task (SST-2 first, then CoNLL-2003); every KD stage before any
+KD + transfer stage:
 
     <task>-<student>            the student distilled (KD) and, with --compare_plain, trained plainly
                                 from the same initialisation; the KD one quantized (ONNX int8) and
-                                measured beside the fp32 teacher (metric, bytes, latency b1/b32, seq
-                                128) in the same process. The first student's stage fine-tunes the
-                                teacher (best epoch on validation) and caches its outputs; every later
-                                stage of the task reuses both.
+                                scored. The first student's stage fine-tunes the teacher (best epoch on
+                                validation) and caches its outputs; every later stage of the task
+                                reuses both.
     <task>-<student>-transfer   KD + transfer: the rest of the training split that --max_train_samples
                                 cut, unlabeled, capped at `transfer_ratio` x the labels; its teacher
                                 outputs cached once per task and shared by every student.
+    speed.json                  every finished int8 student timed beside its task's fp32 teacher in
+                                one process, interleaved rounds, b1 and b32 at seq 128: the speed-ups.
     <task>-<student>-seed<N>, <task>-<student>-transfer-seed<N>
                                 extra seeds, only for the best and the fast student, planned once
                                 every main stage of both tasks has finished.
@@ -67,7 +69,7 @@ STUDENTS = {
         "3 layers of MiniLM-L6 (alternate)", ("--student_name_or_path", MINILM, "--student_num_layers", "3")
     ),
 }
-"""Every student the headline trains, in stage order; the first one's stage fine-tunes the teacher."""
+"""Every student the headline trains, largest first; the first one's stages fine-tune the teachers."""
 
 FULL = dict(
     train=2000,
@@ -85,8 +87,12 @@ FULL = dict(
     transfer_ratio=4,
     students=tuple(STUDENTS),
     extra_seeds=(43,),
-    latency_repeats=20,
-    latency_warmup=3,
+    # In-stage latencies are a by-product: the headline's speed-ups come from the speed stage, which
+    # times every int8 student beside its fp32 teacher in interleaved rounds in one process.
+    latency_repeats=3,
+    latency_warmup=1,
+    speed_rounds=5,
+    speed_repeats={"b1": 10, "b32": 3},
 )
 PRESETS = {
     "full": FULL,
@@ -105,6 +111,8 @@ PRESETS = {
         extra_seeds=(),
         latency_repeats=1,
         latency_warmup=1,
+        speed_rounds=1,
+        speed_repeats={"b1": 1, "b32": 1},
     ),
 }
 TASK_ORDER = ("sst2", "conll2003")
@@ -214,10 +222,16 @@ def stage_command(
 
 
 def stages(output_dir: Path, preset: dict, teacher: str):
-    """The main stages, in order: per student, per task, its KD stage then its KD + transfer stage."""
-    for student in preset["students"]:
-        for task in TASK_ORDER:
-            for transfer in (False, True):
+    """The main stages, in order: every student's KD stage on both tasks, then the KD + transfer stages.
+
+    The KD stages come first because they are the cheap ones (2,000 examples, against up to 5x that with
+    transfer) and together they already name the best and the fast student on both tasks; a run stopped
+    part-way leaves the most complete comparison. The first student's stages fine-tune the teachers.
+    """
+    for transfer in (False, True):
+        # Transfer stages smallest student first (`STUDENTS` runs largest first): cheapest first.
+        for student in reversed(preset["students"]) if transfer else preset["students"]:
+            for task in TASK_ORDER:
                 yield stage_command(output_dir, preset, teacher, task, student, transfer, None)
 
 
@@ -311,20 +325,90 @@ def int8_row(results: dict) -> dict | None:
     return _variant(results, "onnx-int8") or _variant(results, "torch-int8")
 
 
-def measured(results: dict, fallback_teacher: dict | None = None) -> dict | None:
-    """Retention, speed-ups and bytes of a stage's int8 student against its fp32 teacher, one process.
+SPEED_FILE = "speed.json"
 
-    A student with its own tokenizer has no teacher row in its stage (the teacher cannot read its
-    evaluation data): the task's first stage's teacher row stands in, and ``teacher_timed_in_stage``
-    is then false, since the teacher's latency was timed in another process.
+
+def speed_stage(output_dir: Path, preset: dict, stages_results: dict[str, dict]) -> dict:
+    """Every finished main stage's int8 student and its task's fp32 teacher, timed side by side.
+
+    One process, interleaved rounds (each round times every model once per batch size), so that the
+    load of a shared machine falls on all models alike; medians over rounds. The result is kept in
+    `SPEED_FILE` with the models it timed and reused while that set is unchanged (the stages are
+    resumable; the timing is not worth repeating).
+    """
+    import torch
+
+    from hfkdq.evaluation import measure_latency
+    from hfkdq.quantization import load_variant
+
+    path = output_dir / SPEED_FILE
+    models = {}
+    for task in TASK_ORDER:
+        teacher_dir = output_dir / stage_name(task, preset["students"][0]) / "teacher"
+        if not (teacher_dir / "config.json").is_file():
+            continue
+        entries = {"teacher": str(teacher_dir)}
+        for name, results in sorted(stages_results.items()):
+            row = int8_row(results)
+            if name.startswith(f"{task}-") and "-seed" not in name and row is not None:
+                entries[name] = row["path"]
+        models[task] = entries
+    settings = {"rounds": preset["speed_rounds"], "repeats": preset["speed_repeats"], "seq_len": 128}
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        if previous.get("models") == models and previous.get("settings") == settings:
+            return previous
+    torch.set_num_threads(torch.get_num_threads())
+    timings: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for task, entries in models.items():
+        loaded = {name: load_variant(model_path) for name, model_path in entries.items()}
+        timings[task] = {name: {"b1": [], "b32": []} for name in loaded}
+        for round_index in range(settings["rounds"]):
+            for name, model in loaded.items():
+                for batch, size in (("b1", 1), ("b32", 32)):
+                    timings[task][name][batch].append(
+                        measure_latency(model, size, 128, settings["repeats"][batch], warmup=1)
+                    )
+            print(f"speed {task}: round {round_index + 1}/{settings['rounds']}", flush=True)
+        del loaded
+    medians = {
+        task: {
+            name: {batch: round(statistics.median(values), 3) for batch, values in by_batch.items()}
+            for name, by_batch in by_model.items()
+        }
+        for task, by_model in timings.items()
+    }
+    speed = {
+        "models": models,
+        "settings": settings,
+        "threads": torch.get_num_threads(),
+        "latency_ms": medians,
+        "rounds_ms": timings,
+    }
+    path.write_text(json.dumps(speed, indent=1) + "\n")
+    return speed
+
+
+def measured(
+    results: dict, fallback_teacher: dict | None = None, timed: dict[str, dict] | None = None
+) -> dict | None:
+    """Retention, speed-ups and bytes of a stage's int8 student against its fp32 teacher.
+
+    Speed-ups come from the speed stage (`timed`: this student's and its teacher's medians, measured
+    side by side in one process) when it has run, else from the stage's own rows. A student with its
+    own tokenizer has no teacher row in its stage (the teacher cannot read its evaluation data): the
+    task's first stage's teacher row stands in for the metric and the size.
     """
     teacher, int8 = _variant(results, "teacher"), int8_row(results)
-    same_process = teacher is not None
     teacher = teacher or fallback_teacher
     if teacher is None or int8 is None:
         return None
     metric = results["quantization"]["main_metric"]
-    base, latency = teacher.get("latency_ms") or {}, int8.get("latency_ms") or {}
+    if timed:
+        base = {"batch_1": timed["teacher"]["b1"], "batch_32": timed["teacher"]["b32"]}
+        latency = {"batch_1": timed["student"]["b1"], "batch_32": timed["student"]["b32"]}
+    else:
+        base, latency = teacher.get("latency_ms") or {}, int8.get("latency_ms") or {}
 
     def ratio(key: str) -> float | None:
         return round(base[key] / latency[key], 2) if base.get(key) and latency.get(key) else None
@@ -340,19 +424,31 @@ def measured(results: dict, fallback_teacher: dict | None = None) -> dict | None
         "size_ratio": round(int8["size_bytes"] / teacher["size_bytes"], 4)
         if teacher.get("size_bytes")
         else None,
-        "teacher_timed_in_stage": same_process,
+        "latency_ms": latency,
+        "teacher_latency_ms": base,
+        "timed_side_by_side": bool(timed),
     }
 
 
-def candidates(stages: dict[str, dict], students: tuple[str, ...]) -> dict[str, dict[str, dict]]:
+def candidates(
+    stages: dict[str, dict], students: tuple[str, ...], speed: dict | None = None
+) -> dict[str, dict[str, dict]]:
     """Every int8 student (``<student>-kd``, ``<student>-kd-transfer``) -> task -> `measured`."""
     table: dict[str, dict[str, dict]] = {}
+    latency = (speed or {}).get("latency_ms") or {}
     for student in students:
         for transfer in (False, True):
             name = f"{student}-kd" + ("-transfer" if transfer else "")
             for task, *_ in TASKS:
                 first = _variant(stages.get(stage_name(task, students[0])) or {}, "teacher")
-                figures = measured(stages.get(stage_name(task, student, transfer)) or {}, first)
+                stage = stage_name(task, student, transfer)
+                by_model = latency.get(task) or {}
+                timed = (
+                    {"teacher": by_model["teacher"], "student": by_model[stage]}
+                    if "teacher" in by_model and stage in by_model
+                    else None
+                )
+                figures = measured(stages.get(stage) or {}, first, timed)
                 if figures is not None:
                     table.setdefault(name, {})[task] = figures
     return table
@@ -407,9 +503,11 @@ def transfer_gains(stages: dict[str, dict], task: str, student: str, split: str,
     }
 
 
-def headline(stages: dict[str, dict], students: tuple[str, ...]) -> tuple[dict, dict]:
+def headline(
+    stages: dict[str, dict], students: tuple[str, ...], speed: dict | None = None
+) -> tuple[dict, dict]:
     """The `headline` object the issue asks for, and the transfer gains per task behind it."""
-    table = candidates(stages, students)
+    table = candidates(stages, students, speed)
     best, fast = choose_students(table)
     keys = {"conll2003": "ner", "sst2": "sst2"}
     result: dict = {"best_student": best}
@@ -482,7 +580,8 @@ def main() -> None:
     parser.add_argument(
         "--report_only",
         action="store_true",
-        help="Write the results of the stages already finished; start none (a missing figure is null).",
+        help="Write the results of the stages already finished; train none (a missing figure is null). "
+        "Their int8 students are still timed beside the teacher, unless that timing is already on disk.",
     )
     options = parser.parse_args()
     results_dir = Path(options.results_root) / options.name
@@ -511,7 +610,8 @@ def main() -> None:
     ]
     check_settings(planned + started_seeds)
     failed = run_stages(planned, output_dir, options.report_only)
-    best, fast = choose_students(candidates(finished_stages(output_dir), preset["students"]))
+    speed = speed_stage(output_dir, preset, finished_stages(output_dir))
+    best, fast = choose_students(candidates(finished_stages(output_dir), preset["students"], speed))
     main_done = all(finished(stage_dir, quantized) for stage_dir, quantized, _ in planned)
     chosen = list(dict.fromkeys(name.rsplit("-kd", 1)[0] for name in (best, fast) if name))
     if main_done:
@@ -521,7 +621,7 @@ def main() -> None:
 
     results_dir.mkdir(parents=True, exist_ok=True)
     stages_results = finished_stages(output_dir)
-    figures, details = headline(stages_results, preset["students"])
+    figures, details = headline(stages_results, preset["students"], speed)
     payload = {
         "version": RESULTS_VERSION,
         "preset": {"name": options.preset, **preset},
@@ -534,6 +634,7 @@ def main() -> None:
         "finished_stages": sorted(stages_results),
         "failed_stages": failed,
         "stages": stages_results,
+        "speed": speed,
     }
     (results_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     write_report(payload, results_dir)

@@ -191,5 +191,72 @@ def test_a_student_with_its_own_tokenizer_is_measured_against_the_first_stage_te
 
     assert table["minilm3-kd"]["sst2"]["retention"] == round(0.85 / 0.9, 4)
     assert table["minilm3-kd"]["sst2"]["speedup_b1"] == 25.0, "the first stage's teacher: 50 ms / 2 ms"
-    assert table["minilm3-kd"]["sst2"]["teacher_timed_in_stage"] is False
-    assert table["L3-kd"]["sst2"]["teacher_timed_in_stage"] is True
+    assert table["minilm3-kd"]["sst2"]["timed_side_by_side"] is False
+
+
+def test_speed_ups_come_from_the_side_by_side_speed_stage_when_it_has_timed_the_student(headline):
+    stages = {f"{task}-L3": _stage(task, 42, 0.8, 0.78, int8=0.8) for task in ("sst2", "conll2003")}
+    speed = {
+        "latency_ms": {
+            "sst2": {"teacher": {"b1": 60.0, "b32": 1200.0}, "sst2-L3": {"b1": 3.0, "b32": 40.0}},
+            # CoNLL-2003's student was not timed: its stage's own rows stand in.
+            "conll2003": {"teacher": {"b1": 60.0, "b32": 1200.0}},
+        }
+    }
+
+    table = headline.candidates(stages, ("L3",), speed)
+
+    assert table["L3-kd"]["sst2"]["speedup_b1"] == 20.0 and table["L3-kd"]["sst2"]["speedup_b32"] == 30.0
+    assert table["L3-kd"]["sst2"]["timed_side_by_side"] is True
+    assert table["L3-kd"]["conll2003"]["speedup_b1"] == 10.0, "the stage's rows: 50 ms / 5 ms"
+    assert table["L3-kd"]["conll2003"]["timed_side_by_side"] is False
+
+
+def test_the_kd_stages_of_every_student_run_before_any_transfer_stage(headline, tmp_path):
+    preset = {**headline.PRESETS["quick"], "students": ("L3", "minilm", "minilm3")}
+    names = [stage.name for stage, _, _ in headline.stages(tmp_path, preset, headline.TEACHER)]
+
+    assert names[:2] == ["sst2-L3", "conll2003-L3"], "the first student's stages train the teachers"
+    last_kd = max(index for index, name in enumerate(names) if not name.endswith("-transfer"))
+    first_transfer = min(index for index, name in enumerate(names) if name.endswith("-transfer"))
+    assert last_kd < first_transfer and len(names) == 12
+    assert names[first_transfer : first_transfer + 2] == [
+        "sst2-minilm3-transfer",
+        "conll2003-minilm3-transfer",
+    ]
+
+
+def test_the_speed_stage_times_each_task_teacher_beside_its_students_and_reuses_an_unchanged_timing(
+    headline, tmp_path, monkeypatch
+):
+    import hfkdq.evaluation
+    import hfkdq.quantization
+
+    preset = {**headline.PRESETS["quick"], "speed_rounds": 2, "speed_repeats": {"b1": 1, "b32": 1}}
+    teacher_dir = tmp_path / "sst2-L3" / "teacher"
+    teacher_dir.mkdir(parents=True)
+    (teacher_dir / "config.json").write_text("{}")
+    stages = {"sst2-L3": _stage("sst2", 42, 0.8, 0.78, int8=0.8)}
+    stages["sst2-L3"]["quantization"]["variants"][1]["path"] = "int8-dir"
+    stages["sst2-L3-seed43"] = stages["sst2-L3"]
+    timed = []
+    monkeypatch.setattr(hfkdq.quantization, "load_variant", lambda path: str(path))
+    fake_ms = {str(teacher_dir): 40.0, "int8-dir": 2.0}
+
+    def fake_latency(model, batch_size, seq_len, repeats, warmup):
+        timed.append((model, batch_size))
+        return fake_ms[model] * batch_size
+
+    monkeypatch.setattr(hfkdq.evaluation, "measure_latency", fake_latency)
+
+    speed = headline.speed_stage(tmp_path, preset, stages)
+
+    assert speed["latency_ms"]["sst2"] == {
+        "teacher": {"b1": 40.0, "b32": 1280.0},
+        "sst2-L3": {"b1": 2.0, "b32": 64.0},
+    }, "seed stages are not timed; CoNLL-2003 has no teacher yet"
+    assert [model for model, _ in timed] == [str(teacher_dir)] * 2 + ["int8-dir"] * 2 + [
+        str(teacher_dir)
+    ] * 2 + ["int8-dir"] * 2, "interleaved: every model once per round"
+    timed.clear()
+    assert headline.speed_stage(tmp_path, preset, stages) == speed and not timed
