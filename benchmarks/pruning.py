@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -409,12 +410,48 @@ def mixed_precision(task_name: str, preset: dict, run_dir: Path, out: Path, meas
     return results
 
 
+HEADLINE_KEEP = 0.5
+"""The share of FFN neurons the issue's targets are set at."""
+TASK_KEYS = {"conll2003": "ner", "sst2": "sst2"}
+
+
+def pruning_headline(results: dict, keep: float = HEADLINE_KEEP) -> dict:
+    """The issue's `headline` keys from the finished tasks (None where a task or figure is missing).
+
+    Retention is the pruned int8 student's metric over the unpruned int8 student's, per task; a
+    speed-up is the worse task's (a target holds "on both tasks" only if it holds on the worse one).
+    `mixed_precision_found` is true when some search met the budget where full int8 missed it.
+    """
+    tasks = results.get("tasks") or {}
+    rows = {
+        task: (data.get("measured") or {}).get("rows", {}).get(f"keep-{keep}") for task, data in tasks.items()
+    }
+    headline: dict = {"pruned_ffn_keep": keep}
+    for task, key in TASK_KEYS.items():
+        row = rows.get(task) or {}
+        value = row.get("int8_retention_vs_unpruned")
+        headline[f"pruned_{key}_retention_vs_unpruned"] = round(value, 4) if value is not None else None
+    for batch in ("b1", "b32"):
+        speedups = [row["int8_speedup_vs_unpruned"][batch] for row in rows.values() if row]
+        headline[f"pruned_speedup_vs_unpruned_{batch}"] = round(min(speedups), 3) if speedups else None
+    searches = [
+        entry
+        for data in tasks.values()
+        for entry in ((data.get("mixed_precision") or {}).get("students") or {}).values()
+        if entry["full_int8_drop"] > (data.get("mixed_precision") or {}).get("budget_points", 0)
+    ]
+    found = [entry for entry in searches if "mixed_drop" in entry]
+    headline["mixed_precision_found"] = bool(found) if searches else None
+    return headline
+
+
 def render(results: dict) -> str:
     lines = [
         "# Pruned + recovered students and mixed precision (issue 18)",
         "",
-        f"Measured {results['date']} on {results['machine']} (2 CPU cores shared with other jobs; "
-        f"`nice -n 5`), torch threads {results['torch_threads']}. Scale: {results['scale']}",
+        f"Measured {results['date']} on {results['machine']}, torch threads {results['torch_threads']}; "
+        f"load average (1 min) {results.get('load_average', '?')} at the start and at the end of the "
+        f"report (2 cores; other jobs share them). Scale: {results['scale']}",
         "",
         "## FFN pruning (Taylor importance, recovered by distillation from the teacher's logit cache)",
         "",
@@ -431,6 +468,24 @@ def render(results: dict) -> str:
                 f"{row['int8_speedup_vs_unpruned']['b1']:.2f}x | {row['int8_speedup_vs_unpruned']['b32']:.2f}x | "
                 f"{row['int8_bytes'] / 1e6:.1f} | {row.get('teacher_forwards_during_recovery', '–')} |"
             )
+    lines += [
+        "",
+        f"## Headline (ffn_keep {results['headline']['pruned_ffn_keep']})",
+        "",
+        "| key | measured | target | met |",
+        "|---|---:|---:|:---:|",
+    ]
+    targets = {
+        "pruned_ner_retention_vs_unpruned": (">= 0.99", lambda v: v >= 0.99),
+        "pruned_sst2_retention_vs_unpruned": (">= 0.99", lambda v: v >= 0.99),
+        "pruned_speedup_vs_unpruned_b1": (">= 1.2", lambda v: v >= 1.2),
+        "pruned_speedup_vs_unpruned_b32": (">= 1.2", lambda v: v >= 1.2),
+        "mixed_precision_found": ("true", lambda v: v is True),
+    }
+    for key, (target, passes) in targets.items():
+        value = results["headline"].get(key)
+        met = "–" if value is None else ("yes" if passes(value) else "**no**")
+        lines.append(f"| `{key}` | {'–' if value is None else value} | {target} | {met} |")
     lines += [
         "",
         "## Importance before recovery (ffn_keep 0.5, fp32, validation)",
@@ -488,6 +543,7 @@ def main() -> None:
     args = parser.parse_args()
     preset = PRESETS[args.preset]
     torch.set_num_threads(2)
+    load_at_start = os.getloadavg()[0]
     results = {
         "preset": args.preset,
         "settings": preset,
@@ -528,6 +584,8 @@ def main() -> None:
     for task in ("conll2003", "sst2"):
         if (target / f"{task}.json").is_file():
             results["tasks"][task] = json.loads((target / f"{task}.json").read_text())
+    results["headline"] = pruning_headline(results)
+    results["load_average"] = f"{load_at_start:.1f} / {os.getloadavg()[0]:.1f}"
     (target / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (target / "REPORT.md").write_text(render(results))
     print(render(results), flush=True)
