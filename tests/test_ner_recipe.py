@@ -356,12 +356,12 @@ def test_a_finished_run_is_kept_unless_overwritten_and_a_failed_rerun_restores_i
     with pytest.raises(FileExistsError, match="--overwrite_output_dir"):
         recipe.main(flags(tiny_teacher_dir, output_dir))
 
-    import hfkdq.pipeline
+    import hfkdq.experiment.results
 
     def fail_in_evaluation(*args, **kwargs):
         raise RuntimeError("evaluation crashed")
 
-    monkeypatch.setattr(hfkdq.pipeline, "write_json_atomically", fail_in_evaluation)
+    monkeypatch.setattr(hfkdq.experiment.results, "write_json_atomically", fail_in_evaluation)
     with pytest.raises(RuntimeError, match="evaluation crashed"):
         recipe.main(flags(tiny_teacher_dir, output_dir, "--overwrite_output_dir", "true", "--seed", "9"))
     assert (output_dir / "results.json").read_text() == before
