@@ -226,7 +226,12 @@ def _teacher_cache(model_args, training_args, teacher, teacher_source, train_dat
         else model_args.teacher_cache
     )
     with training_args.main_process_first(desc="teacher-output cache"):
-        if (directory / CACHE_METADATA).is_file():
+        # An empty directory is free, and 'auto' is the run's own: what is there is rebuilt.
+        overwrite = model_args.teacher_cache == "auto" or (
+            directory.is_dir() and not any(directory.iterdir())
+        )
+        build = not (directory / CACHE_METADATA).is_file()
+        if not build:
             try:
                 TeacherOutputCache.load(directory).check(teacher, train_dataset)
             except StaleTeacherCacheError as error:
@@ -236,24 +241,15 @@ def _teacher_cache(model_args, training_args, teacher, teacher_source, train_dat
                         f"--teacher_cache {directory}: {error} {CACHE_FIX}"
                     ) from None
                 logger.info("Rebuilding the stale teacher cache in %s for this teacher and data.", directory)
-                build_teacher_cache(
-                    teacher,
-                    train_dataset,
-                    task.data_collator,
-                    directory,
-                    teacher_name_or_path=teacher_source,
-                    overwrite=True,
-                )
-        else:
+                build = overwrite = True
+        if build:
             build_teacher_cache(
                 teacher,
                 train_dataset,
                 task.data_collator,
                 directory,
                 teacher_name_or_path=teacher_source,
-                # An empty directory is free, and 'auto' is the run's own: what is there is rebuilt.
-                overwrite=model_args.teacher_cache == "auto"
-                or (directory.is_dir() and not any(directory.iterdir())),
+                overwrite=overwrite,
             )
     return TeacherOutputCache.load(directory)
 
