@@ -216,6 +216,34 @@ def variants_table(stages: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def speed_table(speed: dict[str, Any] | None) -> str:
+    """The speed stage: every int8 student beside its task's fp32 teacher, one process, interleaved rounds."""
+    if not speed or not speed.get("latency_ms"):
+        return "Not timed yet: the speed stage runs once stages have finished."
+    settings = speed["settings"]
+    lines = [
+        f"Medians over {settings['rounds']} interleaved rounds (each round times every model in turn; "
+        f"{settings['repeats']['b1']} passes at b1 and {settings['repeats']['b32']} at b32 per round), "
+        f"{speed.get('threads', '?')} torch threads, seq {settings['seq_len']}.",
+        "",
+        "| task | model | b1 ms | b32 ms | speed-up b1 | speed-up b32 |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for task, title, _, _ in TASKS:
+        models = speed["latency_ms"].get(task) or {}
+        teacher = models.get("teacher") or {}
+        for name, latency in models.items():
+            speedups = [
+                f"{teacher[batch] / latency[batch]:.2f}x" if teacher.get(batch) else "–"
+                for batch in ("b1", "b32")
+            ]
+            lines.append(
+                f"| {title} | {name.removeprefix(f'{task}-')} | {latency['b1']:.2f} | {latency['b32']:.1f} | "
+                f"{speedups[0]} | {speedups[1]} |"
+            )
+    return "\n".join(lines)
+
+
 def stages_status(payload: dict[str, Any]) -> str:
     done = set(payload.get("finished_stages") or payload["stages"])
     planned = payload.get("planned_stages") or sorted(done)
@@ -253,7 +281,7 @@ def render_report(payload: dict[str, Any], previous: str | None = None) -> str:
         teacher_table(payload["stages"]),
         "",
         "Retention: int8 student / fp32 teacher on the same split; speed-ups: fp32 teacher / int8 student, "
-        "timed in turn in the same process (seq 128).",
+        "from the speed stage below (seq 128).",
         "",
         students_table(payload),
         "",
@@ -261,7 +289,11 @@ def render_report(payload: dict[str, Any], previous: str | None = None) -> str:
         "",
         transfer_gain_table(payload.get("transfer_gains") or {}),
         "",
-        "## Every variant, measured side by side (seq 128)",
+        "## Speed, side by side",
+        "",
+        speed_table(payload.get("speed")),
+        "",
+        "## Every variant of every stage (in-stage latencies: a few passes each, for reference)",
         "",
         variants_table(payload["stages"]),
         "",
@@ -281,6 +313,7 @@ def plot_headline(payload: dict[str, Any], path: Path) -> Path:
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+    timed = (payload.get("speed") or {}).get("latency_ms") or {}
     figure = Figure(figsize=(11, 4.5), dpi=110)
     FigureCanvasAgg(figure)
     for position, (task, title, _, _) in enumerate(TASKS, start=1):
@@ -298,10 +331,12 @@ def plot_headline(payload: dict[str, Any], path: Path) -> Path:
                 if row["name"] == "fp32" or not (row.get("latency_ms") or {}).get("batch_1"):
                     continue
                 label = "teacher" if row["name"] == "teacher" else stage.removeprefix(f"{task}-")
+                # The side-by-side timing where the speed stage has one, else the stage's own.
+                side_by_side = (timed.get(task) or {}).get("teacher" if label == "teacher" else stage) or {}
                 rows.append(
                     (
                         label,
-                        row["latency_ms"]["batch_1"],
+                        side_by_side.get("b1") or row["latency_ms"]["batch_1"],
                         100 * row["metrics"][metric],
                         row["size_bytes"] / 1e6,
                     )

@@ -125,6 +125,27 @@ def test_the_variant_table_gives_each_variant_its_speed_up_and_size_against_the_
     assert "0.075" in int8_row  # 30 MB / 400 MB
 
 
+def test_the_speed_table_gives_each_timed_model_its_speed_up_against_its_tasks_teacher(report):
+    speed = {
+        "settings": {"rounds": 5, "repeats": {"b1": 10, "b32": 3}, "seq_len": 128},
+        "threads": 2,
+        "latency_ms": {
+            "conll2003": {
+                "teacher": {"b1": 60.0, "b32": 1800.0},
+                "conll2003-minilm3": {"b1": 2.0, "b32": 45.0},
+            }
+        },
+    }
+
+    table = report.speed_table(speed)
+
+    assert "5 interleaved rounds" in table and "2 torch threads" in table
+    row = next(line for line in table.splitlines() if "| minilm3 |" in line)
+    assert "30.00x" in row and "40.00x" in row
+    assert report.speed_table(None).startswith("Not timed yet")
+    assert "## Speed, side by side" in report.render_report(_payload({}) | {"speed": speed})
+
+
 def test_the_plot_is_written_even_with_no_finished_stage(report, tmp_path):
     for finished in (("conll2003-L3", "sst2-L3"), ()):
         path = report.plot_headline(_payload({}, finished), tmp_path / "pareto.png")
