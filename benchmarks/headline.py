@@ -52,6 +52,7 @@ SHARED = Path(os.environ.get("HFKDQ_SHARED_DATA") or ROOT.parent / "shared" / "d
 TEACHER = "sentence-transformers/all-mpnet-base-v2"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 RESULTS_VERSION = 2
+PRUNING_RESULTS = ROOT / "benchmarks" / "results" / "pruning_cpu" / "results.json"
 
 
 @dataclass(frozen=True)
@@ -532,6 +533,19 @@ def headline(
     return result, {"candidates": table, "transfer_gains": gains}
 
 
+def pruning_figures(path: Path = PRUNING_RESULTS) -> dict:
+    """The pruning keys of the headline (pruned_*, mixed_precision_found), from `benchmarks/pruning.py`.
+
+    That benchmark prunes its own students (3 layers of a MiniLM-L6 teacher) and measures them against
+    their unpruned selves, so its figures join this headline as they are, with their source named.
+    """
+    if not path.is_file():
+        return {}
+    figures = json.loads(path.read_text()).get("headline") or {}
+    source = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    return figures | {"pruning_source": str(source)} if figures else {}
+
+
 def run_stages(planned, output_dir: Path, report_only: bool) -> list[str]:
     """Run the unfinished stages in order; the names of those that failed."""
     failed = []
@@ -622,6 +636,7 @@ def main() -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     stages_results = finished_stages(output_dir)
     figures, details = headline(stages_results, preset["students"], speed)
+    figures |= pruning_figures()
     payload = {
         "version": RESULTS_VERSION,
         "preset": {"name": options.preset, **preset},

@@ -68,6 +68,38 @@ TARGETS = (
         lambda v: v >= 2.0,
         ">= 2.0",
     ),
+    # From benchmarks/pruning.py (its own students: see `pruning_source`).
+    ("pruned_ffn_keep", "FFN share kept by the pruned student below", None, ""),
+    (
+        "pruned_ner_retention_vs_unpruned",
+        "pruned + recovered int8 / unpruned int8 student, CoNLL-2003 test F1",
+        lambda v: v >= 0.99,
+        ">= 0.99",
+    ),
+    (
+        "pruned_sst2_retention_vs_unpruned",
+        "pruned + recovered int8 / unpruned int8 student, SST-2 validation accuracy",
+        lambda v: v >= 0.99,
+        ">= 0.99",
+    ),
+    (
+        "pruned_speedup_vs_unpruned_b1",
+        "unpruned / pruned int8 latency, batch 1, seq 128 (worse task)",
+        lambda v: v >= 1.2,
+        ">= 1.2",
+    ),
+    (
+        "pruned_speedup_vs_unpruned_b32",
+        "unpruned / pruned int8 latency, batch 32, seq 128 (worse task)",
+        lambda v: v >= 1.2,
+        ">= 1.2",
+    ),
+    (
+        "mixed_precision_found",
+        "the mixed-precision search met a strict budget that full int8 missed",
+        lambda v: v is True,
+        "true",
+    ),
 )
 TASKS = (("conll2003", "CoNLL-2003", "test", "f1"), ("sst2", "SST-2", "validation", "accuracy"))
 
@@ -80,7 +112,7 @@ def headline_table(headline: dict[str, Any]) -> str:
             lines.append(f"| `{key}`: {meaning} | {value or '–'} | | |")
             continue
         met = "–" if value is None else ("yes" if passes(value) else "**no**")
-        shown = "–" if value is None else f"{value:g}"
+        shown = "–" if value is None else (str(value).lower() if isinstance(value, bool) else f"{value:g}")
         lines.append(f"| `{key}`: {meaning} | {shown} | {target} | {met} |")
     return "\n".join(lines)
 

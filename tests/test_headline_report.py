@@ -90,6 +90,14 @@ def test_each_target_is_judged_from_its_figure(report):
     assert rows["ner_transfer_gain"].endswith("| – |")  # not measured is neither met nor missed
 
 
+def test_the_pruning_keys_are_judged_too(report):
+    table = report.headline_table({"pruned_speedup_vs_unpruned_b1": 1.13, "mixed_precision_found": True})
+    rows = {line.split("`")[1]: line for line in table.splitlines() if line.startswith("| `")}
+
+    assert rows["pruned_speedup_vs_unpruned_b1"].endswith("| 1.13 | >= 1.2 | **no** |")
+    assert rows["mixed_precision_found"].endswith("| true | true | yes |")
+
+
 def test_the_report_says_which_stages_finished_and_which_did_not(report):
     text = report.render_report(_payload({}))
     assert "Finished stages: sst2-L3, conll2003-L3." in text

@@ -260,3 +260,13 @@ def test_the_speed_stage_times_each_task_teacher_beside_its_students_and_reuses_
     ] * 2 + ["int8-dir"] * 2, "interleaved: every model once per round"
     timed.clear()
     assert headline.speed_stage(tmp_path, preset, stages) == speed and not timed
+
+
+def test_the_pruning_benchmarks_keys_join_the_headline_with_their_source(headline, tmp_path):
+    results = tmp_path / "results.json"
+    assert headline.pruning_figures(results) == {}, "no pruning benchmark yet: no keys"
+    results.write_text(json.dumps({"headline": {"pruned_ffn_keep": 0.5, "mixed_precision_found": True}}))
+
+    figures = headline.pruning_figures(results)
+
+    assert figures == {"pruned_ffn_keep": 0.5, "mixed_precision_found": True, "pruning_source": str(results)}
